@@ -1,0 +1,202 @@
+"""Open and inspect single images, whether files on disk or entries of an ``.npz``.
+
+An image inside an array file is addressed as ``"<file.npz>::<index>"`` so that the
+dataset table stays one uniform column of paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
+)
+# Modes Pillow converts to RGB without guessing; anything else (e.g. 16-bit
+# big-endian "I;16B", multi-channel scientific formats) is reported, not mangled.
+SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "I;16", "F"})
+NPZ_SEPARATOR = "::"
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def split_npz_path(path: str) -> tuple[str, int] | None:
+    """``"a.npz::12"`` → ``("a.npz", 12)``; ``None`` for an ordinary file path."""
+    head, sep, tail = path.rpartition(NPZ_SEPARATOR)
+    if not sep or not head.lower().endswith(".npz") or not tail.isdigit():
+        return None
+    return head, int(tail)
+
+
+@functools.lru_cache(maxsize=4)
+def load_npz_images(path: str) -> "NpzImages":
+    """Load the images of an ``.npz`` once per process (see :class:`NpzImages`)."""
+    return NpzImages.from_file(path)
+
+
+@dataclass(frozen=True)
+class NpzImages:
+    """Images held in an ``.npz``: a uint8 array ``(N, H, W[, C])`` or encoded bytes + offsets."""
+
+    pixels: np.ndarray | None = None
+    encoded: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+
+    IMAGE_KEYS = ("images", "x", "X", "data", "imgs")
+    ENCODED_KEYS = ("jpeg", "png", "encoded")
+
+    @classmethod
+    def from_file(cls, path: str) -> "NpzImages":
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            for key in cls.ENCODED_KEYS:
+                if key in keys and "offsets" in keys:
+                    return cls(encoded=npz[key], offsets=npz["offsets"])
+            for key in cls.IMAGE_KEYS:
+                if key in keys:
+                    return cls(pixels=npz[key])
+        from ..errors import LabelwiseError
+
+        raise LabelwiseError(
+            f"{path}: no image array found; expected a key among "
+            f"{', '.join(cls.IMAGE_KEYS)} or 'jpeg' + 'offsets' (keys present: {', '.join(sorted(keys))})"
+        )
+
+    def __len__(self) -> int:
+        if self.pixels is not None:
+            return len(self.pixels)
+        assert self.offsets is not None
+        return len(self.offsets) - 1
+
+    def raw(self, i: int) -> bytes:
+        """The bytes that identify image ``i`` (encoded file, or pixels with their shape)."""
+        if self.pixels is not None:
+            arr = np.ascontiguousarray(self.pixels[i])
+            return repr((arr.shape, arr.dtype.str)).encode() + arr.tobytes()
+        assert self.encoded is not None and self.offsets is not None
+        return self.encoded[self.offsets[i] : self.offsets[i + 1]].tobytes()
+
+    def image(self, i: int) -> Image.Image:
+        if self.pixels is not None:
+            arr = self.pixels[i]
+            if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+                arr = np.moveaxis(arr, 0, -1)  # CHW → HWC
+            if arr.ndim == 3 and arr.shape[-1] == 1:
+                arr = arr[..., 0]
+            if arr.dtype != np.uint8:
+                arr = _to_uint8(arr)
+            return Image.fromarray(arr)
+        return Image.open(io.BytesIO(self.raw(i)))
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    arr = arr.astype(np.float64)
+    if arr.max(initial=0) <= 1.0:
+        arr = arr * 255.0
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def read_bytes(path: str) -> bytes:
+    """Raw bytes of an image file, or the identifying bytes of an ``.npz`` entry."""
+    npz = split_npz_path(path)
+    if npz is not None:
+        return load_npz_images(npz[0]).raw(npz[1])
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def open_image(path: str, *, mode: str | None = "RGB") -> Image.Image:
+    """Decode one image (file path or ``file.npz::i``), converted to ``mode`` if given."""
+    npz = split_npz_path(path)
+    image = load_npz_images(npz[0]).image(npz[1]) if npz else Image.open(path)
+    if mode is not None and image.mode != mode:
+        image = image.convert(mode)
+    return image
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What inspecting one image found; ``problem`` is ``None`` for a usable image."""
+
+    path: str
+    problem: str | None = None
+    content_hash: str | None = None
+    n_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    format: str | None = None
+
+
+def content_hash(data: bytes) -> str:
+    """Hex digest used to find exact duplicates and to key cached embeddings."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def inspect_image(path: str) -> ImageInfo:
+    """Read and fully decode one image; report why it is unusable instead of raising."""
+    npz = split_npz_path(path)
+    if npz is None:
+        if not os.path.exists(path):
+            return ImageInfo(path, "missing file")
+        if os.path.isdir(path):
+            return ImageInfo(path, "is a folder, not an image")
+        if not is_image_file(path):
+            return ImageInfo(path, f"not an image (unsupported extension '{Path(path).suffix or 'none'}')")
+    try:
+        data = read_bytes(path)
+    except (OSError, IndexError, ValueError) as exc:
+        return ImageInfo(path, f"unreadable: {exc}")
+    if not data:
+        return ImageInfo(path, "empty file (0 bytes)")
+    digest = content_hash(data)
+    try:
+        if npz is not None and load_npz_images(npz[0]).pixels is not None:
+            image = load_npz_images(npz[0]).image(npz[1])
+            fmt = "array"
+        else:
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or "unknown"
+        (width, height), mode = image.size, image.mode
+        if fmt == "JPEG":
+            # Decoding at 1/8 scale still reads the whole stream (so truncation is
+            # caught) at a fraction of the cost for large photos.
+            image.draft(mode, (max(1, width // 8), max(1, height // 8)))
+        image.load()
+    except UnidentifiedImageError:
+        return ImageInfo(path, "corrupt or not an image (cannot identify image file)", digest, len(data))
+    except OSError as exc:
+        reason = "truncated image" if "truncated" in str(exc).lower() else f"corrupt image: {exc}"
+        return ImageInfo(path, reason, digest, len(data))
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return ImageInfo(path, f"corrupt image: {exc}", digest, len(data))
+    if mode not in SUPPORTED_MODES:
+        return ImageInfo(path, f"unsupported mode '{mode}'", digest, len(data), width, height, mode, fmt)
+    return ImageInfo(path, None, digest, len(data), width, height, mode, fmt)
+
+
+def iter_image_info(paths: Iterable[str], *, n_jobs: int = 2, chunk_size: int = 256) -> Iterator[ImageInfo]:
+    """Inspect images in order, ``n_jobs`` threads at a time, holding one chunk in memory."""
+    if n_jobs <= 1:
+        yield from map(inspect_image, paths)
+        return
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        chunk: list[str] = []
+        for path in paths:
+            chunk.append(path)
+            if len(chunk) >= chunk_size:
+                yield from pool.map(inspect_image, chunk)
+                chunk = []
+        if chunk:
+            yield from pool.map(inspect_image, chunk)

@@ -1,0 +1,96 @@
+"""Stratified train/valid split and stratified k-fold assignment."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from ..errors import LabelwiseError
+
+log = logging.getLogger("labelwise")
+
+
+def split_table(
+    table: pd.DataFrame,
+    *,
+    valid_pct: float = 0.2,
+    folds: int = 5,
+    seed: int = 0,
+    keep_existing: bool = False,
+) -> pd.DataFrame:
+    """Return a copy of ``table`` with a stratified ``split`` and a ``fold`` column.
+
+    Labeled rows outside ``test`` are split into ``train`` / ``valid`` (``valid_pct``
+    of each class, at least one per class when possible); ``test`` and unlabeled rows
+    keep their split. ``fold`` (0..folds-1) is a stratified k-fold over the ``train``
+    rows; other rows get ``-1``. With ``keep_existing`` an existing ``valid`` split is
+    kept and only folds are assigned. The same ``seed`` gives the same result.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"sample_id": [f"s{i}" for i in range(20)], "label": ["a", "b"] * 10,
+    ...                   "split": ["train"] * 20})
+    >>> out = split_table(t, valid_pct=0.2, folds=2, seed=0)
+    >>> out["split"].value_counts().to_dict()
+    {'train': 16, 'valid': 4}
+    """
+    if not 0.0 <= valid_pct < 1.0:
+        raise LabelwiseError(f"valid_pct must be in [0, 1), got {valid_pct}")
+    if folds < 0 or folds == 1:
+        raise LabelwiseError(f"folds must be 0 (none) or at least 2, got {folds}")
+    out = table.copy()
+    labeled = out["label"].notna()
+    if "split" not in out.columns:
+        out["split"] = np.where(labeled, "train", "unlabeled")
+    split = out["split"].where(labeled, "unlabeled").astype(object)
+    pool = labeled & (split != "test")
+    if not keep_existing:
+        split[pool] = "train"
+        if valid_pct > 0 and pool.sum() > 1:
+            idx = out.index[pool]
+            stratify = _stratify_labels(out.loc[idx, "label"], need=2, what="the train/valid split")
+            n_valid = max(int(round(valid_pct * len(idx))), stratify.nunique())
+            if n_valid >= len(idx):
+                raise LabelwiseError(
+                    f"valid_pct={valid_pct} leaves no training images ({len(idx)} labeled images, "
+                    f"{stratify.nunique()} classes)"
+                )
+            _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=seed)
+            split[valid_idx] = "valid"
+    out["split"] = split
+    out["fold"] = -1
+    if folds:
+        train_idx = out.index[out["split"] == "train"]
+        if len(train_idx) < folds:
+            raise LabelwiseError(f"{folds} folds need at least {folds} training images, found {len(train_idx)}")
+        stratify = _stratify_labels(out.loc[train_idx, "label"], need=folds, what=f"{folds}-fold assignment")
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        fold = np.full(len(train_idx), -1)
+        for k, (_, test) in enumerate(skf.split(np.zeros(len(train_idx)), stratify)):
+            fold[test] = k
+        out.loc[train_idx, "fold"] = fold
+    out["fold"] = out["fold"].astype("int64")
+    return out
+
+
+def _stratify_labels(labels: pd.Series, *, need: int, what: str) -> pd.Series:
+    """Labels to stratify on; classes with fewer than ``need`` images are pooled, with a warning."""
+    counts = labels.value_counts()
+    rare = counts[counts < need]
+    if rare.empty:
+        return labels
+    log.warning(
+        "%s: class(es) %s have fewer than %d images and cannot be stratified; they are pooled",
+        what,
+        ", ".join(f"{c!r} ({n})" for c, n in rare.items()),
+        need,
+    )
+    pooled = labels.where(~labels.isin(rare.index), "__rare__")
+    if (pooled == "__rare__").sum() < need:
+        # Too few even when pooled: attach them to the largest class for stratification only.
+        pooled = pooled.replace("__rare__", counts.index[0])
+    return pooled
