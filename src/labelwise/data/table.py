@@ -143,7 +143,11 @@ def build_dataset(
     ]
     if "label_source" not in table.columns:
         table["label_source"] = "given"
-    table["label_source"] = table["label_source"].where(has_label, None).astype("object")
+    table["label_source"] = pd.Series(
+        [clean_label(src) if labeled else None for src, labeled in zip(table["label_source"], has_label)],
+        index=table.index,
+        dtype="object",
+    )
     table["sample_id"] = table["sample_id"].astype(str)
     table["path"] = table["path"].astype(str)
 

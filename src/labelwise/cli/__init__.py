@@ -1,0 +1,1 @@
+"""Command-line interface: parses options, calls the library, writes outputs."""
