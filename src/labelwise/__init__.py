@@ -1,8 +1,49 @@
-"""labelwise: turn a messy image dataset into a trustworthy classifier and a clean label set."""
+"""labelwise: turn a messy image dataset into a trustworthy classifier and a clean label set.
 
-from .data import Dataset, load_dataset, split_table
+The top level mirrors the CLI: ``load_dataset``, ``explore``, ``split``, ``embed`` and
+``demo``. Heavier parts (plots, torch) are imported only when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .data import Dataset, load_dataset, split, split_table
 from .errors import LabelwiseError, MissingExtraError
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "LabelwiseError", "MissingExtraError", "__version__", "load_dataset", "split_table"]
+_LAZY = {
+    "explore": ("labelwise.data.explore", "explore"),
+    "embed": ("labelwise.features", "embed"),
+    "list_backbones": ("labelwise.features", "list_backbones"),
+    "demo": ("labelwise._demo", "run_demo"),
+}
+
+__all__ = [
+    "Dataset",
+    "LabelwiseError",
+    "MissingExtraError",
+    "__version__",
+    "demo",
+    "embed",
+    "explore",
+    "list_backbones",
+    "load_dataset",
+    "split",
+    "split_table",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'labelwise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

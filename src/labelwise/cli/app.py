@@ -150,16 +150,11 @@ def split(
     config: Config = None,
 ) -> None:
     """Stratified train/valid split and fold column, written as a table; the same seed gives the same split."""
-    from .. import load_dataset, split_table
-    from .._io import write_table
+    from ..data.split import split as run_split
 
     with _command(out.parent, "split", locals(), stem=out.stem) as extra:
         read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
-        ds = load_dataset(data, **read)
-        ds.table = split_table(ds.table, valid_pct=valid_pct, folds=folds, seed=seed, keep_existing=keep_existing)
-        ds.save(out.parent, name=out.name)
-        if len(ds.problems):
-            write_table(out.parent / f"{out.stem}.problems.csv", ds.problems)
+        ds = run_split(data, out, valid_pct=valid_pct, folds=folds, seed=seed, keep_existing=keep_existing, **read)
         counts = ds.table.groupby("split").size().to_dict()
         extra["counts"] = counts
         out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out}")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..errors import LabelwiseError
+
+if TYPE_CHECKING:
+    from .table import Dataset
 
 log = logging.getLogger("labelwise")
 
@@ -94,3 +100,43 @@ def _stratify_labels(labels: pd.Series, *, need: int, what: str) -> pd.Series:
         # Too few even when pooled: attach them to the largest class for stratification only.
         pooled = pooled.replace("__rare__", counts.index[0])
     return pooled
+
+
+def split(
+    data: str | os.PathLike[str] | Dataset,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    valid_pct: float = 0.2,
+    folds: int = 5,
+    seed: int = 0,
+    keep_existing: bool = False,
+    **read_kwargs: object,
+) -> Dataset:
+    """Read ``data``, add a stratified split and folds, and write the table to ``out``.
+
+    ``out`` is a ``.csv`` or ``.parquet`` path; ``classes.json`` (and ``problems.csv``
+    when inputs were excluded) are written beside it. Other keyword arguments go to
+    :func:`labelwise.load_dataset`. Returns the split :class:`Dataset`.
+
+    Examples
+    --------
+    >>> import tempfile, labelwise
+    >>> from labelwise._demo import make_demo_images
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = make_demo_images(tmp + "/images")
+    >>> ds = labelwise.split(tmp + "/images", tmp + "/data/dataset.csv", folds=5, seed=0)
+    >>> ds.table["split"].value_counts().to_dict()
+    {'train': 1150, 'unlabeled': 359, 'valid': 288}
+    """
+    from .._io import write_table
+    from .readers import load_dataset
+    from .table import Dataset
+
+    ds = data if isinstance(data, Dataset) else load_dataset(data, **read_kwargs)  # type: ignore[arg-type]
+    ds.table = split_table(ds.table, valid_pct=valid_pct, folds=folds, seed=seed, keep_existing=keep_existing)
+    if out is not None:
+        out = Path(out)
+        ds.save(out.parent, name=out.name)
+        if len(ds.problems):
+            write_table(out.parent / f"{out.stem}.problems.csv", ds.problems)
+    return ds

@@ -1,0 +1,53 @@
+"""The demo end to end, through the CLI, as the README's first command runs it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+import labelwise
+from labelwise.cli.app import app
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    truth = pd.read_csv(out / "truth.csv")
+    assert len(truth) == 1797
+    assert truth["given_label"].isna().sum() == round(0.2 * 1797)
+    assert truth["flipped"].sum() == round(0.1 * 1797)
+
+    # the folder really is messy in the way truth.csv says
+    ds = labelwise.load_dataset(out / "images")
+    given = ds.table.set_index("sample_id")["label"]
+    t = truth.set_index("sample_id")
+    assert given.isna().sum() == t["given_label"].isna().sum()
+    wrong = given.notna() & (given != t["true_label"].astype(str).reindex(given.index))
+    assert wrong.sum() == t["flipped"].sum()
+
+    assert (out / "explore" / "report.md").is_file()
+    assert (out / "explore" / "class_balance.png").is_file()
+    split = pd.read_csv(out / "data" / "dataset.csv")
+    assert set(split["split"]) == {"train", "valid", "unlabeled"}
+    vectors = np.load(out / "embed" / "embeddings.npy")
+    assert vectors.shape[0] == 1797
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "ok" and run["seed"] == 0
+    assert str(out / "explore") in result.output
+
+    # a second run with another seed replaces the demo's own folder without stale files
+    assert CliRunner().invoke(app, ["demo", "--out", str(out), "--seed", "1"]).exit_code == 0
+    assert len(labelwise.load_dataset(out / "images", check=False).table) == 1797
+
+
+def test_demo_refuses_to_overwrite_a_foreign_folder(tmp_path):
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "was not written by the demo" in result.output
+    assert (tmp_path / "images" / "cat").is_dir()
