@@ -76,7 +76,7 @@ def recorded_run(out_dir: Path, command: str, config: Mapping[str, Any], *, stem
         yield extra
         status = "ok"
     finally:
-        info.update(status=status, seconds=round(time.time() - started, 3), **plain(extra))
+        info.update(status=status, seconds=round(time.time() - started, 3), result=plain(extra))
         write_json(out_dir / f"{prefix}run.json", info)
         log.info("labelwise %s %s in %.1f s", command, status, info["seconds"])
         log.removeHandler(handler)
