@@ -66,7 +66,6 @@ def _main(
     handler.setLevel(level)
     log.handlers = [h for h in log.handlers if not isinstance(h, RichHandler)] + [handler]
     log.setLevel(logging.INFO)
-    log.propagate = False
 
 
 @contextlib.contextmanager

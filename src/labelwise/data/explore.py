@@ -1,0 +1,452 @@
+"""``labelwise explore``: class balance, missing labels, image sizes, problems and duplicates.
+
+Images are inspected in one streaming pass (:func:`~labelwise.data.images.iter_image_info`);
+only small per-image columns are kept, so memory grows with the table, not with pixels.
+The sample strips decode just the few images they show.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_table
+from .._progress import track
+from ..errors import LabelwiseError
+from ..report import Report, bar_chart, save_image, thumbnail_strip
+from .duplicates import find_duplicates
+from .images import iter_image_info, open_image
+from .readers import load_dataset
+from .table import INFO_COLUMNS, Dataset
+
+log = logging.getLogger("labelwise")
+
+IMBALANCE_WARNING = 3.0
+UNLABELED_NAME = "(unlabeled)"
+SAMPLES_DIR = "samples"
+THUMB_SIZE = 96
+
+
+@dataclass
+class ExploreSummary:
+    """What :func:`explore` found; every figure counts usable images unless it says otherwise.
+
+    Attributes
+    ----------
+    n_images : usable images (decoded without problems), labeled or not.
+    n_labeled, n_unlabeled : usable images with / without a label.
+    class_counts : Series of usable images per class, indexed by class name in class order.
+    imbalance_ratio : largest / smallest count over classes that have images (NaN when none).
+    n_problems : inputs that cannot be used (rows of ``problems.csv``).
+    n_duplicate_groups : groups of byte-identical usable images.
+    n_conflicting_groups : those groups whose members carry different labels.
+    sizes : ``width_min``, ``width_median``, ``width_max``, and the same for ``height`` (pixels).
+    common_sizes : up to 5 ``(width, height, count)``, most frequent first.
+    modes, formats : image count per Pillow mode / file format.
+    total_bytes : size of the usable images' files.
+    warnings : the warnings logged and put in the report.
+    paths : output name → path written.
+    """
+
+    source: str
+    n_images: int
+    n_labeled: int
+    n_unlabeled: int
+    class_counts: pd.Series
+    imbalance_ratio: float
+    n_problems: int
+    n_duplicate_groups: int
+    n_conflicting_groups: int
+    sizes: dict[str, float]
+    common_sizes: list[tuple[int, int, int]]
+    modes: dict[str, int]
+    formats: dict[str, int]
+    total_bytes: int
+    warnings: list[str]
+    paths: dict[str, Path]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly values (NaN → ``None``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["class_counts"] = {str(k): int(v) for k, v in self.class_counts.items()}
+        d["imbalance_ratio"] = None if math.isnan(self.imbalance_ratio) else float(self.imbalance_ratio)
+        d["common_sizes"] = [list(s) for s in self.common_sizes]
+        d["paths"] = {k: str(v) for k, v in self.paths.items()}
+        return d
+
+
+def explore(
+    data: str | os.PathLike[str] | Dataset,
+    out: str | os.PathLike[str],
+    *,
+    n_jobs: int = 2,
+    per_class: int = 8,
+    html: bool = True,
+    seed: int = 0,
+    **read_kwargs: Any,
+) -> ExploreSummary:
+    """Describe a dataset and write a report, plots and CSVs into ``out``.
+
+    Parameters
+    ----------
+    data : anything :func:`labelwise.load_dataset` reads, or a loaded :class:`Dataset`.
+    out : output folder (created). Written: ``report.md`` (+ ``report.html``),
+        ``class_balance.png``, ``samples/<class>.png``, ``class_counts.csv``,
+        ``problems.csv`` (path, reason), ``duplicates.csv``, ``image_stats.csv``,
+        ``image_sizes.csv`` and ``images.csv`` (one row per input image).
+    n_jobs : threads that decode images.
+    per_class : images per class in the sample strips (0: none).
+    html : also write the self-contained ``report.html`` (else an old one is removed).
+    seed : picks the sample images; the same seed gives the same report.
+    **read_kwargs : passed to :func:`labelwise.load_dataset` (``images=``, ``unlabeled=``, ...).
+
+    Returns
+    -------
+    ExploreSummary
+        The figures of the report. A class imbalance above 3:1, unusable inputs, classes
+        without images and duplicates with conflicting labels are logged as warnings.
+
+    Examples
+    --------
+    >>> import tempfile, labelwise
+    >>> from labelwise._demo import make_demo_images
+    >>> tmp = tempfile.mkdtemp()
+    >>> _ = make_demo_images(tmp + "/images")
+    >>> summary = labelwise.explore(tmp + "/images", tmp + "/explore", per_class=4)
+    >>> summary.n_images, summary.n_unlabeled, len(summary.class_counts)
+    (1797, 359, 10)
+    >>> summary.paths["report"].name
+    'report.md'
+    """
+    if per_class < 0:
+        raise LabelwiseError(f"per_class must be 0 or more, got {per_class}")
+    if isinstance(data, Dataset):
+        if read_kwargs:
+            raise TypeError(f"reading options ({', '.join(read_kwargs)}) apply only when data is a path")
+        ds = data
+    else:
+        ds = load_dataset(data, check=False, n_jobs=n_jobs, **read_kwargs)
+    if ds.table.empty:
+        raise LabelwiseError(f"{ds.source or data}: no images to explore")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    images = _scan(ds.table, n_jobs=n_jobs)
+    ok = images["problem"].isna().to_numpy()
+    good = images[ok]
+    problems = pd.concat(
+        [ds.problems, images.loc[~ok, ["path", "problem"]].rename(columns={"problem": "reason"})], ignore_index=True
+    )
+
+    counts = good["label"].value_counts().reindex(ds.classes, fill_value=0).astype("int64")
+    counts.index.name, counts.name = "class", "images"
+    n_unlabeled = int(good["label"].isna().sum())
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min()) if len(present) else math.nan
+    duplicates = find_duplicates(good)
+    n_groups = int(duplicates["group"].nunique())
+    n_conflicting = int(duplicates.loc[duplicates["conflicting_labels"].astype(bool), "group"].nunique())
+    warnings = _warnings(counts, ratio, problems, n_conflicting)
+    for message in warnings:
+        log.warning("%s", message)
+
+    class_table = counts.reset_index()
+    class_table["share"] = (counts / max(int(counts.sum()), 1)).round(4).to_numpy()
+    class_table["problems"] = (
+        images.loc[~ok, "label"].value_counts().reindex(ds.classes, fill_value=0).astype("int64").to_numpy()
+    )
+    stats, size_table = _image_stats(good)
+    paths = {
+        "class_counts": write_table(out / "class_counts.csv", class_table),
+        "problems": write_table(out / "problems.csv", problems),
+        "duplicates": write_table(out / "duplicates.csv", duplicates),
+        "image_stats": write_table(out / "image_stats.csv", stats),
+        "image_sizes": write_table(out / "image_sizes.csv", size_table),
+        "images": write_table(out / "images.csv", images),
+    }
+    paths["class_balance"] = bar_chart(
+        counts,
+        out / "class_balance.png",
+        extra=pd.Series({UNLABELED_NAME: n_unlabeled}) if n_unlabeled else None,
+        title="Usable images per class",
+        xlabel="images",
+    )
+    samples = _write_samples(good, ds.classes, out / SAMPLES_DIR, per_class=per_class, seed=seed)
+
+    reducers: dict[str, Callable[[np.ndarray], Any]] = {"min": np.min, "median": np.median, "max": np.max}
+    sizes = {
+        f"{dim}_{stat}": float(reduce(good[dim].to_numpy(dtype=np.int64))) if len(good) else math.nan
+        for dim in ("width", "height")
+        for stat, reduce in reducers.items()
+    }
+    summary = ExploreSummary(
+        source=ds.source,
+        n_images=len(good),
+        n_labeled=int(counts.sum()),
+        n_unlabeled=n_unlabeled,
+        class_counts=counts,
+        imbalance_ratio=ratio,
+        n_problems=len(problems),
+        n_duplicate_groups=n_groups,
+        n_conflicting_groups=n_conflicting,
+        sizes=sizes,
+        common_sizes=[
+            (int(w), int(h), int(c)) for w, h, c in size_table[["width", "height", "count"]].head(5).to_numpy()
+        ],
+        modes={str(k): int(v) for k, v in good["mode"].value_counts().items()},
+        formats={str(k): int(v) for k, v in good["format"].value_counts().items()},
+        total_bytes=int(good["n_bytes"].sum()),
+        warnings=warnings,
+        paths=paths,
+    )
+    report_paths = _report(summary, class_table, stats, size_table, problems, duplicates, samples).write(
+        out / "report.md", html=html
+    )
+    paths["report"] = report_paths[0]
+    if html:
+        paths["report_html"] = report_paths[1]
+    else:
+        (out / "report.html").unlink(missing_ok=True)  # an earlier run's page would contradict report.md
+    log.info("explore: %d usable images, %d problems; report in %s", summary.n_images, summary.n_problems, out)
+    return summary
+
+
+def _scan(table: pd.DataFrame, *, n_jobs: int) -> pd.DataFrame:
+    """The table's key columns plus what inspecting each image found (``problem`` is None if usable)."""
+    images = table[["sample_id", "path", "label", "split"]].copy()
+    if set(INFO_COLUMNS) <= set(table.columns) and table["content_hash"].notna().all():
+        for col in INFO_COLUMNS:  # a checked Dataset: rows are usable and already inspected
+            images[col] = table[col].to_numpy()
+        images["problem"] = None
+        return images
+    n = len(table)
+    hashes: list[str | None] = [None] * n
+    modes: list[str | None] = [None] * n
+    formats: list[str | None] = [None] * n
+    problem: list[str | None] = [None] * n
+    numbers = np.full((3, n), -1, dtype=np.int64)  # n_bytes, width, height
+    infos = iter_image_info(iter(table["path"]), n_jobs=n_jobs)
+    for i, info in enumerate(track(infos, total=n, description="Inspecting images")):
+        # Copy scalars out and drop the ImageInfo: only these columns outlive the loop.
+        hashes[i], modes[i], formats[i], problem[i] = info.content_hash, info.mode, info.format, info.problem
+        for row, value in enumerate((info.n_bytes, info.width, info.height)):
+            if value is not None:
+                numbers[row, i] = value
+    images["content_hash"] = hashes
+    for row, col in enumerate(("n_bytes", "width", "height")):
+        images[col] = pd.arrays.IntegerArray(numbers[row], numbers[row] < 0)
+    images["mode"] = modes
+    images["format"] = formats
+    images["problem"] = problem
+    return images
+
+
+def _warnings(counts: pd.Series, ratio: float, problems: pd.DataFrame, n_conflicting: int) -> list[str]:
+    found = []
+    if counts.sum() == 0:
+        found.append("no usable labeled images")
+    if ratio > IMBALANCE_WARNING:
+        present = counts[counts > 0]
+        found.append(
+            f"class imbalance {ratio:.1f}:1 (largest {present.idxmax()!r}: {present.max()} images, smallest "
+            f"{present.idxmin()!r}: {present.min()}); use stratified splits and check per-class metrics"
+        )
+    empty = counts.index[counts == 0].tolist()
+    if empty:
+        found.append(f"{len(empty)} class(es) have no usable images: {', '.join(map(repr, empty[:10]))}")
+    if len(problems):
+        found.append(f"{len(problems)} input(s) cannot be used (see problems.csv)")
+    if n_conflicting:
+        found.append(f"{n_conflicting} group(s) of identical images carry different labels (see duplicates.csv)")
+    return found
+
+
+def _image_stats(good: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stats = pd.DataFrame(
+        [
+            {
+                "quantity": col,
+                "min": values.min(),
+                "median": values.median(),
+                "mean": round(float(values.mean()), 2),
+                "max": values.max(),
+            }
+            for col in ("width", "height", "n_bytes")
+            for values in [good[col].astype("int64")]
+        ]
+    )
+    sizes = good.groupby(["width", "height"]).size().reset_index(name="count")
+    sizes = sizes.sort_values(["count", "width", "height"], ascending=[False, True, True], kind="stable")
+    sizes["share"] = (sizes["count"] / max(len(good), 1)).round(4)
+    return stats, sizes.reset_index(drop=True)
+
+
+def safe_name(name: str, taken: set[str]) -> str:
+    """A file stem for ``name`` (letters, digits, ``-_.``), distinct from ``taken`` ignoring case.
+
+    Path separators and characters that some file systems reject become ``_``.
+
+    >>> taken = set()
+    >>> [safe_name(n, taken) for n in ["cat", "a/b c", "Cat", "..", "a_b_c"]]
+    ['cat', 'a_b_c', 'Cat_2', 'class', 'a_b_c_2']
+    """
+    stem = re.sub(r"[^\w.-]+", "_", name).strip("._")[:80] or "class"
+    candidate, k = stem, 1
+    while candidate.lower() in taken:
+        k += 1
+        candidate = f"{stem}_{k}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _write_samples(
+    good: pd.DataFrame, classes: list[str], folder: Path, *, per_class: int, seed: int
+) -> list[tuple[str, int, Path]]:
+    """One strip per class (and one for unlabeled images) of ``per_class`` seeded picks.
+
+    Returns ``(name, images in the class, path)`` per strip. Stale strips from an
+    earlier run in ``folder`` are removed.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    labels = good["label"].reset_index(drop=True)
+    paths = good["path"].to_numpy()
+    positions = labels.groupby(labels, sort=False).indices if labels.notna().any() else {}
+    groups = [(c, np.asarray(positions.get(c, []), dtype=np.int64)) for c in classes]
+    groups.append((UNLABELED_NAME, np.flatnonzero(labels.isna().to_numpy())))
+    written: list[tuple[str, int, Path]] = []
+    taken: set[str] = set()
+    for name, members in groups:
+        if per_class == 0 or len(members) == 0:
+            continue
+        picks = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))
+        thumbs = []
+        for i in picks:
+            try:
+                with open_image(str(paths[i]), mode=None) as image:
+                    image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at reduced scale
+                    thumb = image.convert("RGB")
+                thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+                thumbs.append(thumb)
+            except (OSError, ValueError) as exc:  # changed on disk since inspection
+                log.warning("sample %s could not be decoded: %s", paths[i], exc)
+        if thumbs:
+            # safe_name never yields a leading "_", so this cannot collide with a class.
+            stem = "_unlabeled" if name == UNLABELED_NAME else safe_name(name, taken)
+            path = save_image(thumbnail_strip(thumbs, size=THUMB_SIZE), folder / f"{stem}.png")
+            written.append((name, len(members), path))
+    keep = {p.name for _, _, p in written}
+    if folder.is_dir():
+        for stale in folder.glob("*.png"):
+            if stale.name not in keep:
+                stale.unlink()
+    return written
+
+
+def _human_bytes(n: float) -> str:
+    """``1234567`` → ``'1.2 MB'`` (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def _reason_kind(reason: str) -> str:
+    """Problem reason without per-file details, for counting."""
+    reason = re.sub(r" \(row \d+ repeats row \d+\).*", "", str(reason))
+    return reason.split(":", 1)[0]
+
+
+def _report(
+    s: ExploreSummary,
+    class_table: pd.DataFrame,
+    stats: pd.DataFrame,
+    size_table: pd.DataFrame,
+    problems: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    samples: list[tuple[str, int, Path]],
+) -> Report:
+    rep = Report(f"Dataset report: {s.source}")
+    rep.paragraph(
+        f"**{s.n_images:,}** usable images: {s.n_labeled:,} labeled in {len(s.class_counts)} classes, "
+        f"{s.n_unlabeled:,} unlabeled (missing label). **{s.n_problems:,}** input(s) cannot be used."
+    )
+    for message in s.warnings:
+        rep.warning(message)
+    ratio = "n/a" if math.isnan(s.imbalance_ratio) else f"{s.imbalance_ratio:.2f}:1"
+    rep.table(
+        pd.DataFrame(
+            [
+                ("usable images", f"{s.n_images:,}"),
+                ("labeled", f"{s.n_labeled:,}"),
+                ("unlabeled", f"{s.n_unlabeled:,}"),
+                ("classes", str(len(s.class_counts))),
+                ("imbalance ratio (largest / smallest class)", ratio),
+                ("problems", f"{s.n_problems:,}"),
+                ("duplicate groups", f"{s.n_duplicate_groups:,}"),
+                ("duplicate groups with conflicting labels", f"{s.n_conflicting_groups:,}"),
+                ("total size", _human_bytes(s.total_bytes)),
+            ],
+            columns=["", "value"],
+        )
+    )
+
+    rep.heading("Class balance")
+    rep.image(s.paths["class_balance"], "Usable images per class; unlabeled images in grey")
+    shown = class_table.assign(share=[f"{v:.1%}" for v in class_table["share"]])
+    rep.table(shown, max_rows=100, note_file="class_counts.csv")
+
+    rep.heading("Images")
+    rep.table(stats)
+    rep.paragraph("Most common sizes (width × height):")
+    rep.table(
+        size_table.assign(share=[f"{v:.1%}" for v in size_table["share"]]), max_rows=10, note_file="image_sizes.csv"
+    )
+    rep.paragraph(
+        "Modes: "
+        + ", ".join(f"`{k}` {v:,}" for k, v in s.modes.items())
+        + ". Formats: "
+        + ", ".join(f"`{k}` {v:,}" for k, v in s.formats.items())
+        + "."
+    )
+
+    rep.heading("Problems")
+    if problems.empty:
+        rep.paragraph("Every input could be read and decoded.")
+    else:
+        kinds = problems["reason"].map(_reason_kind).value_counts().rename_axis("reason").reset_index(name="count")
+        rep.table(kinds)
+        rep.table(problems, max_rows=20, note_file="problems.csv")
+
+    rep.heading("Duplicates")
+    if duplicates.empty:
+        rep.paragraph("No two usable images have identical bytes.")
+    else:
+        rep.paragraph(
+            f"{s.n_duplicate_groups:,} group(s) of byte-identical images ({len(duplicates):,} images); "
+            f"{s.n_conflicting_groups:,} with conflicting labels."
+        )
+        conflicting = duplicates[duplicates["conflicting_labels"].astype(bool)]
+        rep.table(
+            (conflicting if len(conflicting) else duplicates)[["group", "sample_id", "label"]],
+            max_rows=30,
+            note_file="duplicates.csv",
+        )
+
+    if samples:
+        rep.heading("Samples")
+        for name, n, path in samples:
+            rep.paragraph(f"**{name}** ({n:,} images)")
+            rep.image(path, f"samples of {name}")
+    return rep
