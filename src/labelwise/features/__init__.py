@@ -1,0 +1,21 @@
+"""Image embeddings: one feature vector per image, computed once and cached.
+
+Importing this package does not import torch; the torchvision backbones import it
+when they are created.
+"""
+
+from . import torchvision_backbones as _torchvision_backbones  # noqa: F401 - registers the CNNs
+from .backbones import Backbone, PixelsBackbone, create_backbone, list_backbones, register_backbone
+from .cache import VectorCache, default_cache_dir
+from .embed import embed
+
+__all__ = [
+    "Backbone",
+    "PixelsBackbone",
+    "VectorCache",
+    "create_backbone",
+    "default_cache_dir",
+    "embed",
+    "list_backbones",
+    "register_backbone",
+]

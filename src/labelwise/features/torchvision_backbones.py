@@ -1,0 +1,293 @@
+"""torchvision CNNs as backbones: the globally pooled penultimate feature, classifier removed.
+
+Weights come from a file, else from the torch hub cache when the official file is
+already there, else random initialisation (with a warning). Nothing is downloaded.
+torch is imported only when one of these backbones is created.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlparse
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import read_bytes, split_npz_path
+from ..errors import LabelwiseError, require
+from .backbones import Backbone, WeightsArg, register_backbone
+from .preprocess import jpeg_frame, load_square, square
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("labelwise")
+
+# Architecture → the classification layer that is replaced to expose the pooled features.
+HEADS = {
+    "resnet18": "fc",
+    "resnet34": "fc",
+    "resnet50": "fc",
+    "squeezenet1_1": "classifier",
+    "mobilenet_v3_small": "classifier.3",
+    "efficientnet_b0": "classifier.1",
+    "convnext_tiny": "classifier.2",
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_SIZE = 32  # total stride of these networks: smaller inputs vanish before pooling
+
+
+class TorchvisionBackbone(Backbone):
+    """A torchvision classifier without its last layer; see the module docstring for weights."""
+
+    def __init__(
+        self, name: str, *, size: int | None = None, weights: WeightsArg = None, random_state: int = 0
+    ) -> None:
+        self._torch = require("torch", "torch", f"the {name} backbone")
+        require("torchvision", "torch", f"the {name} backbone")
+        self.name = name
+        self.size = size or 224
+        if self.size < MIN_SIZE:
+            raise LabelwiseError(f"size must be at least {MIN_SIZE} px for {name}, got {self.size}")
+        self.random_state = random_state
+        self.weights_file, self.weights_tag = _resolve_weights(name, weights, random_state)
+
+    @functools.cached_property
+    def model(self) -> torch.nn.Module:
+        """The network, built on first use (a full cache hit never builds it)."""
+        from torchvision.models import get_model
+
+        torch = self._torch
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            model = get_model(self.name, weights=None)
+        self._dim = _remove_head(model, HEADS[self.name])
+        if self.weights_file is not None:
+            _load_weights(model, self.weights_file, self.name)
+        return model.eval()
+
+    @property
+    def dim(self) -> int:
+        self.model  # noqa: B018 - building the model sets the dimension
+        return self._dim
+
+    def encode(
+        self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int | None = None, device: str = "auto"
+    ) -> Iterator[np.ndarray]:
+        torch = self._torch
+        from torch.utils.data import DataLoader
+
+        dev = resolve_device(device)
+        model = self.model.to(dev).to(memory_format=torch.channels_last)
+        shift = torch.tensor(IMAGENET_MEAN, device=dev).mul(255).view(1, 3, 1, 1)
+        scale = torch.tensor(IMAGENET_STD, device=dev).mul(255).view(1, 3, 1, 1)
+        loader: DataLoader[tuple[np.ndarray, str]] = DataLoader(
+            cast(Any, _Images(paths, self.size)),  # map-style: __len__ + __getitem__ is all it needs
+            batch_size=batch_size,
+            num_workers=default_num_workers(dev) if num_workers is None else num_workers,
+            collate_fn=_collate,
+            pin_memory=dev.type == "cuda",
+        )
+        for pixels, errors in loader:
+            problem = next((e for e in errors if e), None)
+            if problem:
+                raise LabelwiseError(problem)
+            # NHWC uint8 → NCHW float whose strides are already channels_last: no copy.
+            x = pixels.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                out = model(x.sub_(shift).div_(scale))
+            yield out.float().cpu().numpy()
+
+
+class _Images:
+    """Map-style dataset for the DataLoader; a decode failure travels back as a message
+    so the main process raises one clean error instead of a worker traceback."""
+
+    def __init__(self, paths: Sequence[str], size: int) -> None:
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, str]:
+        try:
+            return load_rgb(self.paths[i], self.size), ""
+        except LabelwiseError as exc:
+            return np.zeros((self.size, self.size, 3), np.uint8), str(exc)
+
+
+def load_rgb(path: str, size: int) -> np.ndarray:
+    """``load_square(path, size, "RGB")``, with small JPEGs decoded by torchvision.
+
+    torchvision's libjpeg-turbo call decodes a small JPEG about twice as fast as Pillow,
+    whose header parsing is Python, and gives the same pixels. Large JPEGs (at least twice
+    ``size``) stay with Pillow, which can decode them at reduced scale.
+    """
+    if path.lower().endswith((".jpg", ".jpeg")) or split_npz_path(path) is not None:
+        try:
+            data = read_bytes(path)
+        except (OSError, IndexError, ValueError):
+            data = b""  # let Pillow report it
+        frame = jpeg_frame(data)
+        if frame is not None and frame[2] in (1, 3) and min(frame[0] // size, frame[1] // size) < 2:
+            import torch
+            from torchvision.io import ImageReadMode, decode_jpeg
+
+            try:
+                pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            except RuntimeError:
+                pass  # Pillow decides whether it is corrupt, and says so
+            else:
+                rgb = pixels.permute(1, 2, 0).numpy()
+                return rgb if rgb.shape[:2] == (size, size) else square(Image.fromarray(rgb), size)
+    return load_square(path, size, "RGB")
+
+
+def _collate(items: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, list[str]]:
+    import torch
+
+    return torch.from_numpy(np.stack([pixels for pixels, _ in items])), [error for _, error in items]
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Decoding processes when the caller gives none.
+
+    On CPU the forward pass already keeps every core busy: on 2 cores, decoding in the
+    main process was as fast as 1 or 2 workers (bench/embed_throughput.py). With more
+    cores, or with the network on an accelerator, decoding is worth moving out.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if device.type == "cpu":
+        return 0 if cores <= 2 else min(4, cores // 4)
+    return min(8, cores - 1)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → cuda, then mps, then cpu; anything else is checked to be usable."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LabelwiseError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LabelwiseError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LabelwiseError(f"device {device!r} asked for, but MPS is not available; use 'auto' or 'cpu'")
+    return dev
+
+
+def hub_weights_file(name: str) -> tuple[Path, Path | None]:
+    """Where torchvision keeps ``name``'s default weights, and the cached file found (or None)."""
+    import torch
+    from torchvision.models import get_model_weights
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    enum = get_model_weights(name)
+    candidates = [folder / os.path.basename(urlparse(w.url).path) for w in [enum.DEFAULT, *enum]]
+    return candidates[0], next((f for f in candidates if f.is_file()), None)
+
+
+def _resolve_weights(name: str, weights: WeightsArg, random_state: int) -> tuple[Path | None, str]:
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise LabelwiseError(f"{path}: weights file not found")
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return path, f"sha256-{digest.hexdigest()[:12]}"
+    expected, found = hub_weights_file(name)
+    if found is not None:
+        return found, found.stem
+    log.warning(
+        "%s: no weights given and none in the torch hub cache, so the network is RANDOMLY "
+        "initialised (seed %d): its features are not pretrained and say little about image content. "
+        "Pass weights=FILE (--weights FILE, a saved state_dict) or place the official %s in %s.",
+        name,
+        random_state,
+        expected.name,
+        expected.parent,
+    )
+    return None, f"random-seed{random_state}"
+
+
+def _remove_head(model: torch.nn.Module, path: str) -> int:
+    """Replace the classification layer at ``path``; return the feature dimension."""
+    from torch import nn
+
+    parent_path, _, attr = path.rpartition(".")
+    layer = model.get_submodule(path)
+    replacement: nn.Module
+    if isinstance(layer, nn.Linear):
+        dim, replacement = layer.in_features, nn.Identity()
+    else:  # squeezenet classifies with a 1×1 conv then pools: keep only the pooling
+        conv = next(m for m in layer.modules() if isinstance(m, nn.Conv2d))
+        dim, replacement = conv.in_channels, nn.AdaptiveAvgPool2d(1)
+    setattr(model.get_submodule(parent_path), attr, replacement)
+    return int(dim)
+
+
+def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Load a state_dict into ``model`` (head removed); any classifier in the file is ignored."""
+    head = HEADS[name] + "."
+    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(head)}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    problems = [
+        f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
+        for what, keys in (("wrong shapes", wrong), ("missing keys", missing), ("unexpected keys", unexpected))
+        if keys
+    ]
+    if problems:
+        raise LabelwiseError(f"{path}: weights do not fit {name}: {'; '.join(problems)}. Is it a {name} checkpoint?")
+    model.load_state_dict(state, strict=False)
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabelwiseError(
+            f"{path}: cannot read as torch weights ({reason}); save them with torch.save(model.state_dict(), path)"
+        ) from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise LabelwiseError(
+            f"{path}: expected a state_dict (or a checkpoint dict with a 'state_dict' or 'model' entry)"
+        )
+    if all(k.startswith("module.") for k in obj):  # saved from DataParallel
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+for _name in HEADS:
+    register_backbone(functools.partial(TorchvisionBackbone, _name), name=_name)
