@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import numpy as np
-from PIL import Image
 
-from ..data.images import read_bytes, split_npz_path
 from ..errors import LabelwiseError, require
 from .backbones import Backbone, WeightsArg, register_backbone
-from .preprocess import jpeg_frame, load_square, square
+from .preprocess import load_square
 
 if TYPE_CHECKING:
     import torch
@@ -120,36 +118,9 @@ class _Images:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, str]:
         try:
-            return load_rgb(self.paths[i], self.size), ""
+            return load_square(self.paths[i], self.size, "RGB"), ""
         except LabelwiseError as exc:
             return np.zeros((self.size, self.size, 3), np.uint8), str(exc)
-
-
-def load_rgb(path: str, size: int) -> np.ndarray:
-    """``load_square(path, size, "RGB")``, with small JPEGs decoded by torchvision.
-
-    torchvision's libjpeg-turbo call decodes a small JPEG about twice as fast as Pillow,
-    whose header parsing is Python, and gives the same pixels. Large JPEGs (at least twice
-    ``size``) stay with Pillow, which can decode them at reduced scale.
-    """
-    if path.lower().endswith((".jpg", ".jpeg")) or split_npz_path(path) is not None:
-        try:
-            data = read_bytes(path)
-        except (OSError, IndexError, ValueError):
-            data = b""  # let Pillow report it
-        frame = jpeg_frame(data)
-        if frame is not None and frame[2] in (1, 3) and min(frame[0] // size, frame[1] // size) < 2:
-            import torch
-            from torchvision.io import ImageReadMode, decode_jpeg
-
-            try:
-                pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-            except RuntimeError:
-                pass  # Pillow decides whether it is corrupt, and says so
-            else:
-                rgb = pixels.permute(1, 2, 0).numpy()
-                return rgb if rgb.shape[:2] == (size, size) else square(Image.fromarray(rgb), size)
-    return load_square(path, size, "RGB")
 
 
 def _collate(items: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, list[str]]:
