@@ -14,9 +14,15 @@ import pytest
 from PIL import Image
 
 from labelwise import LabelwiseError, load_dataset
-from labelwise.features import create_backbone, embed, list_backbones
+from labelwise.features import PixelsBackbone, create_backbone, embed, list_backbones
 from labelwise.features.preprocess import load_square
-from labelwise.features.torchvision_backbones import IMAGENET_MEAN, IMAGENET_STD, TorchvisionBackbone
+from labelwise.features.torchvision_backbones import (
+    ARCHITECTURES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TorchvisionBackbone,
+    torch_hub_dir,
+)
 from tests.conftest import write_png
 
 torch = pytest.importorskip("torch")
@@ -65,7 +71,7 @@ def ds(image_folder):
 def count_encoded(monkeypatch):
     """Record the paths every backbone is asked to compute."""
     seen: list[str] = []
-    for cls in (TorchvisionBackbone, type(create_backbone("pixels"))):
+    for cls in (TorchvisionBackbone, PixelsBackbone):
         original = cls.encode
 
         def spy(self, paths, *, _original=original, **kwargs):
@@ -191,6 +197,32 @@ def test_pixels_never_imports_torch(image_folder, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_cnn_cache_hit_never_imports_torch(image_folder, tmp_path):
+    embed(str(image_folder), **CNN, cache_dir=tmp_path)
+    code = (
+        "import sys\n"
+        "from labelwise.features import embed\n"
+        f"x = embed({str(image_folder)!r}, backbone='resnet18', size=32, cache_dir={str(tmp_path)!r})\n"
+        "assert x.shape == (14, 512), x.shape\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_hub_files_are_torchvisions_own(monkeypatch, tmp_path):
+    from torchvision.models import get_model_weights
+
+    for name, (_, files) in ARCHITECTURES.items():
+        enum = get_model_weights(name)
+        assert files[0] == enum.DEFAULT.url.rsplit("/", 1)[1]
+        assert set(files) == {w.url.rsplit("/", 1)[1] for w in enum}
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    expected = Path(torch.hub.get_dir())
+    monkeypatch.delitem(sys.modules, "torch")  # worked out without torch, as on a cache hit
+    assert torch_hub_dir() == expected == tmp_path / "th" / "hub"
 
 
 def test_grayscale_into_cnn_is_seeded(ds, log):

@@ -166,7 +166,7 @@ def embed(
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Feature extractor (see `labelwise backbones`).")] = "pixels",
     size: Annotated[Optional[int], typer.Option("--size", min=1, help="Input size in pixels (default per backbone).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights file (state_dict) for the backbone.")] = None,
-    pca: Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce `pixels` features with PCA to N dims.")] = None,
+    pca: Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce the features with PCA to N dims.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache (default ~/.cache/labelwise).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading worker processes.")] = None,

@@ -2,20 +2,21 @@
 
 Weights come from a file, else from the torch hub cache when the official file is
 already there, else random initialisation (with a warning). Nothing is downloaded.
-torch is imported only when one of these backbones is created.
+torch is imported only when a network is built or run, so a full cache hit never imports it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import pickle
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -28,15 +29,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("labelwise")
 
-# Architecture → the classification layer that is replaced to expose the pooled features.
-HEADS = {
-    "resnet18": "fc",
-    "resnet34": "fc",
-    "resnet50": "fc",
-    "squeezenet1_1": "classifier",
-    "mobilenet_v3_small": "classifier.3",
-    "efficientnet_b0": "classifier.1",
-    "convnext_tiny": "classifier.2",
+# Architecture → (the classification layer replaced to expose the pooled features,
+# torchvision's official weight files as named in the hub cache, default first).
+ARCHITECTURES = {
+    "resnet18": ("fc", ("resnet18-f37072fd.pth",)),
+    "resnet34": ("fc", ("resnet34-b627a593.pth",)),
+    "resnet50": ("fc", ("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth")),
+    "squeezenet1_1": ("classifier", ("squeezenet1_1-b8a52dc0.pth",)),
+    "mobilenet_v3_small": ("classifier.3", ("mobilenet_v3_small-047dcff4.pth",)),
+    "efficientnet_b0": ("classifier.1", ("efficientnet_b0_rwightman-7f5810bc.pth",)),
+    "convnext_tiny": ("classifier.2", ("convnext_tiny-983f1562.pth",)),
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -49,8 +51,9 @@ class TorchvisionBackbone(Backbone):
     def __init__(
         self, name: str, *, size: int | None = None, weights: WeightsArg = None, random_state: int = 0
     ) -> None:
-        self._torch = require("torch", "torch", f"the {name} backbone")
-        require("torchvision", "torch", f"the {name} backbone")
+        for module in ("torch", "torchvision"):
+            if importlib.util.find_spec(module) is None:
+                require(module, "torch", f"the {name} backbone")  # raises, naming the extra
         self.name = name
         self.size = size or 224
         if self.size < MIN_SIZE:
@@ -61,13 +64,13 @@ class TorchvisionBackbone(Backbone):
     @functools.cached_property
     def model(self) -> torch.nn.Module:
         """The network, built on first use (a full cache hit never builds it)."""
+        torch = require("torch", "torch", f"the {self.name} backbone")
         from torchvision.models import get_model
 
-        torch = self._torch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             model = get_model(self.name, weights=None)
-        self._dim = _remove_head(model, HEADS[self.name])
+        self._dim = _remove_head(model, ARCHITECTURES[self.name][0])
         if self.weights_file is not None:
             _load_weights(model, self.weights_file, self.name)
         return model.eval()
@@ -80,7 +83,7 @@ class TorchvisionBackbone(Backbone):
     def encode(
         self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int | None = None, device: str = "auto"
     ) -> Iterator[np.ndarray]:
-        torch = self._torch
+        torch = require("torch", "torch", f"the {self.name} backbone")
         from torch.utils.data import DataLoader
 
         dev = resolve_device(device)
@@ -165,13 +168,17 @@ def resolve_device(device: str) -> torch.device:
 
 def hub_weights_file(name: str) -> tuple[Path, Path | None]:
     """Where torchvision keeps ``name``'s default weights, and the cached file found (or None)."""
-    import torch
-    from torchvision.models import get_model_weights
-
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    enum = get_model_weights(name)
-    candidates = [folder / os.path.basename(urlparse(w.url).path) for w in [enum.DEFAULT, *enum]]
+    folder = torch_hub_dir() / "checkpoints"
+    candidates = [folder / file for file in ARCHITECTURES[name][1]]
     return candidates[0], next((f for f in candidates if f.is_file()), None)
+
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()``, computed as torch does when torch is not imported yet."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir())
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub"
 
 
 def _resolve_weights(name: str, weights: WeightsArg, random_state: int) -> tuple[Path | None, str]:
@@ -217,7 +224,7 @@ def _remove_head(model: torch.nn.Module, path: str) -> int:
 
 def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load a state_dict into ``model`` (head removed); any classifier in the file is ignored."""
-    head = HEADS[name] + "."
+    head = ARCHITECTURES[name][0] + "."
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(head)}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -243,7 +250,8 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = reason if len(reason) <= 100 else reason[:99] + "…"
         raise LabelwiseError(
             f"{path}: cannot read as torch weights ({reason}); save them with torch.save(model.state_dict(), path)"
         ) from None
@@ -260,5 +268,5 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
     return obj
 
 
-for _name in HEADS:
+for _name in ARCHITECTURES:
     register_backbone(functools.partial(TorchvisionBackbone, _name), name=_name)
