@@ -36,8 +36,21 @@ def test_demo_end_to_end(tmp_path):
     assert set(split["split"]) == {"train", "valid", "unlabeled"}
     vectors = np.load(out / "embed" / "embeddings.npy")
     assert vectors.shape[0] == 1797
+    # train → evaluate → predict: out-of-fold rows for every training image, a held-out score,
+    # and one predicted label per unlabeled image
+    oof = pd.read_csv(out / "train" / "oof_probs.csv")
+    assert set(oof["sample_id"]) == set(split.loc[split["split"] == "train", "sample_id"])
+    assert len(list((out / "train").glob("fold-*/model.pt"))) == 5
+    metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
+    assert metrics["n"] == len(oof)
+    assert (out / "evaluate" / "test" / "confusion_matrix.png").is_file()
+    lines = (out / "predict" / "labels.txt").read_text().splitlines()
+    assert len(lines) == truth["given_label"].isna().sum()
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "ok" and run["seed"] == 0
+    # the ensemble is right on most images whose given label is wrong or missing
+    assert run["result"]["held_out_accuracy_vs_truth"] > 0.9
+    assert run["result"]["unlabeled_accuracy_vs_truth"] > 0.9
     assert str(out / "explore") in result.output
 
     # a second run with another seed replaces the demo's own folder without stale files

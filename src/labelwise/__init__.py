@@ -1,7 +1,9 @@
 """labelwise: turn a messy image dataset into a trustworthy classifier and a clean label set.
 
-The top level mirrors the CLI: ``load_dataset``, ``explore``, ``split``, ``embed`` and
-``demo``. Heavier parts (plots, torch) are imported only when first used.
+The top level mirrors the CLI: ``load_dataset``, ``explore``, ``split``, ``embed``,
+``predict`` and ``demo``; training and evaluation live in their packages
+(``labelwise.train.train``, ``labelwise.evaluate.evaluate``). Heavier parts (plots,
+torch) are imported only when first used.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _LAZY = {
     "embed": ("labelwise.features", "embed"),
     "list_backbones": ("labelwise.features", "list_backbones"),
     "demo": ("labelwise._demo", "run_demo"),
+    "predict": ("labelwise.train.prediction", "predict"),
 }
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "explore",
     "list_backbones",
     "load_dataset",
+    "predict",
     "split",
     "split_table",
 ]

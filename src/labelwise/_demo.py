@@ -77,7 +77,9 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     """
     from . import load_dataset, split_table
     from .data.explore import explore
+    from .evaluate import evaluate
     from .features import embed
+    from .train import predict, train
 
     out = Path(out)
     timings: dict[str, float] = {}
@@ -106,12 +108,41 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     timings["embed"] = time.time() - t
     outputs["embed"] = str(out / "embed" / "embeddings.npy")
 
+    t = time.time()
+    trained = train(
+        ds, out / "train", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid", random_state=seed
+    )
+    timings["train"] = time.time() - t
+    outputs["train"] = str(out / "train" / "report.md")
+
+    t = time.time()
+    # Scored twice: against the given labels (10% of them wrong) and against the truth.
+    evaluate(out / "train", out=out / "evaluate")
+    truth_labels = truth.dropna(subset=["given_label"]).rename(columns={"true_label": "label"})
+    on_truth = evaluate(out / "train" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-truth")
+    timings["evaluate"] = time.time() - t
+    outputs["evaluate"] = str(out / "evaluate" / "report.md")
+
+    t = time.time()
+    predictions = predict(
+        out / "train", out / "images" / "_unlabeled", out / "predict", ordered_txt=out / "predict" / "labels.txt"
+    )
+    timings["predict"] = time.time() - t
+    outputs["predict"] = str(out / "predict" / "predictions.csv")
+    unlabeled_truth = truth.set_index("sample_id")["true_label"].astype(str)
+    unlabeled_ids = "_unlabeled/" + predictions["sample_id"]
+
     log.info("demo steps (s): %s", ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return {
         "n_images": summary.n_images,
         "n_unlabeled": summary.n_unlabeled,
         "n_flipped": int(truth["flipped"].sum()),
         "embedding_dim": int(vectors.shape[1]),
+        "held_out_accuracy_vs_given": trained.test["accuracy"] if trained.test else None,
+        "held_out_accuracy_vs_truth": on_truth["accuracy"],
+        "unlabeled_accuracy_vs_truth": float(
+            (predictions["label"].to_numpy() == unlabeled_truth.reindex(unlabeled_ids).to_numpy()).mean()
+        ),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
         "outputs": outputs,
     }

@@ -93,6 +93,21 @@ def read_image_folder(
     )
 
 
+def read_image_files(root: str | os.PathLike[str], *, check: bool = True, n_jobs: int = 2) -> Dataset:
+    """Every image below ``root``, unlabeled, in natural order (a test folder to predict).
+
+    ``sample_id`` is the path relative to ``root``.
+    """
+    root = _existing_dir(root)
+    files, problems = _walk_images(root)
+    if not files:
+        raise LabelwiseError(f"{root}: no images found (extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    table = pd.DataFrame(
+        [(f.relative_to(root).as_posix(), str(f), None) for f in files], columns=["sample_id", "path", "label"]
+    )
+    return build_dataset(table, source=f"images:{root}", classes=[], problems=problems, check=check, n_jobs=n_jobs)
+
+
 def read_csv_labels(
     path: str | os.PathLike[str],
     *,

@@ -1,0 +1,200 @@
+"""``evaluate``: score probabilities (out-of-fold, test or new predictions) against true labels."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_json, write_table
+from ..data import Dataset
+from ..errors import LabelwiseError
+from .metrics import classification_metrics, reliability_table
+
+log = logging.getLogger("labelwise")
+
+PROB_PREFIX = "prob_"
+HELD_OUT_FILES = ("oof_probs.csv", "valid_probs.csv")
+
+
+def evaluate(
+    predictions: pd.DataFrame | str | os.PathLike[str],
+    labels: Dataset | pd.DataFrame | str | os.PathLike[str] | None = None,
+    *,
+    classes: Sequence[str] | str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    positive: int | str | None = None,
+    n_bins: int = 15,
+    html: bool = True,
+) -> dict[str, Any]:
+    """Metrics of ``predictions`` against ``labels``; see :func:`classification_metrics`.
+
+    ``predictions``: a ``train`` output folder (its ``oof_probs.csv`` or ``valid_probs.csv``
+    against its own ``dataset.csv`` labels; its ``test_probs.csv`` too, under key ``test``),
+    or a table/CSV/Parquet with ``sample_id`` and ``prob_<class>`` columns (a ``label`` column
+    there is a prediction and is never used as truth). ``labels``: a :class:`Dataset`, a
+    DataFrame with ``sample_id, label``, or anything :func:`labelwise.load_dataset` reads;
+    rows are joined on ``sample_id``. ``classes``: class order (list or ``classes.json``);
+    default the ``classes.json`` beside the predictions, else the ``prob_`` column order.
+    With ``out``, writes ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv/.png``,
+    ``reliability.csv/.png`` and ``report.md`` (+ ``.html``).
+    """
+    test_part = None
+    if not isinstance(predictions, pd.DataFrame) and Path(predictions).is_dir():
+        folder = Path(predictions)
+        held = next((folder / f for f in HELD_OUT_FILES if (folder / f).is_file()), None)
+        if held is None:
+            raise LabelwiseError(f"{folder}: no {' or '.join(HELD_OUT_FILES)}; is it a `labelwise train` output folder?")
+        labels = labels if labels is not None else _train_labels(folder)
+        classes = classes if classes is not None else folder / "classes.json"
+        if (folder / "test_probs.csv").is_file():
+            test_part = folder / "test_probs.csv"
+        predictions = held
+    source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "DataFrame"
+    frame = _read_predictions(predictions)
+    class_list = _classes(classes, predictions, frame)
+    if labels is None:
+        raise LabelwiseError(f"{source}: no true labels given; pass labels (--labels DATA)")
+    truth = _truth(labels)
+    result = _score(frame, truth, class_list, source, positive, n_bins)
+    if test_part is not None:
+        result["test"] = _score(_read_predictions(test_part), truth, class_list, str(test_part), positive, n_bins)
+    if out is not None:
+        _write(Path(out), result, class_list, n_bins, html=html)
+        if test_part is not None:
+            _write(Path(out) / "test", result["test"], class_list, n_bins, html=html)
+    result.pop("_reliability", None)
+    if "test" in result:
+        result["test"].pop("_reliability", None)
+    return result
+
+
+def _score(frame: pd.DataFrame, truth: pd.Series, classes: list[str], source: str, positive: Any, n_bins: int) -> dict[str, Any]:
+    columns = [PROB_PREFIX + c for c in classes]
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise LabelwiseError(f"{source}: no column {missing[0]!r}; expected one prob_<class> column per class")
+    probs = frame[columns].to_numpy(dtype=np.float64)
+    sums = probs.sum(1)
+    bad = np.flatnonzero(~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3))
+    if len(bad):
+        raise LabelwiseError(
+            f"{source}: probabilities of sample_id {frame['sample_id'].iloc[bad[0]]!r} sum to {sums[bad[0]]:.4f}, not 1"
+        )
+    given = truth.reindex(frame["sample_id"].astype(str)).to_numpy()
+    has = pd.notna(given)
+    if not has.any():
+        raise LabelwiseError(
+            f"{source}: no sample_id matches the labels (e.g. {frame['sample_id'].iloc[0]!r} here, "
+            f"{truth.index[0] if len(truth) else 'none'!r} in the labels)"
+        )
+    if (~has).any():
+        log.warning("%s: %d of %d rows have no true label and are skipped", source, int((~has).sum()), len(has))
+    lookup = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in given[has]} - set(lookup))
+    if unknown:
+        raise LabelwiseError(f"{source}: true label {unknown[0]!r} is not one of the classes {classes[:10]}")
+    y = np.array([lookup[str(v)] for v in given[has]])
+    result = classification_metrics(y, probs[has], classes, positive=positive, n_bins=n_bins)
+    result["source"] = source
+    result["n_skipped"] = int((~has).sum())
+    result["_reliability"] = reliability_table(y, probs[has], n_bins)
+    return result
+
+
+def _read_predictions(predictions: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
+    if isinstance(predictions, pd.DataFrame):
+        frame = predictions
+        where = "predictions"
+    else:
+        path = Path(predictions)
+        where = str(path)
+        if not path.is_file():
+            raise LabelwiseError(f"{path}: file not found")
+        try:
+            if path.suffix.lower() == ".parquet":
+                frame = pd.read_parquet(path)
+            else:
+                frame = pd.read_csv(path, sep=None if path.suffix.lower() != ".csv" else ",", engine="python", dtype={"sample_id": str})
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
+    if "sample_id" not in frame:
+        raise LabelwiseError(f"{where}: no sample_id column; columns are {', '.join(map(str, frame.columns[:8]))}")
+    if not any(str(c).startswith(PROB_PREFIX) for c in frame.columns):
+        raise LabelwiseError(f"{where}: no prob_<class> columns")
+    return frame
+
+
+def _classes(classes: Any, predictions: Any, frame: pd.DataFrame) -> list[str]:
+    if classes is None and not isinstance(predictions, pd.DataFrame):
+        beside = Path(predictions).parent / "classes.json"
+        classes = beside if beside.is_file() else None
+    if classes is None:
+        return [str(c)[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX)]
+    if isinstance(classes, (str, os.PathLike)):
+        try:
+            loaded = json.loads(Path(classes).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LabelwiseError(f"{classes}: cannot read the class list ({exc})") from None
+        if not isinstance(loaded, list):
+            raise LabelwiseError(f"{classes}: expected a JSON list of class names")
+        return [str(c) for c in loaded]
+    return [str(c) for c in classes]
+
+
+def _truth(labels: Any) -> pd.Series:
+    """``sample_id → label`` for labeled rows."""
+    if isinstance(labels, Dataset):
+        table = labels.table
+    elif isinstance(labels, pd.DataFrame):
+        table = labels
+    else:
+        from .. import load_dataset
+
+        table = load_dataset(labels, check=False).table
+    if not {"sample_id", "label"} <= set(table.columns):
+        raise LabelwiseError(f"labels need sample_id and label columns; found {', '.join(map(str, table.columns[:8]))}")
+    table = table[table["label"].notna()]
+    return pd.Series(table["label"].astype(str).to_numpy(), index=table["sample_id"].astype(str).to_numpy())
+
+
+def _train_labels(folder: Path) -> pd.DataFrame:
+    path = folder / "dataset.csv"
+    if not path.is_file():
+        raise LabelwiseError(f"{folder}: no dataset.csv with the training labels; pass labels (--labels DATA)")
+    return pd.read_csv(path, dtype={"sample_id": str, "label": str})
+
+
+def _write(out: Path, result: dict[str, Any], classes: list[str], n_bins: int, *, html: bool) -> None:
+    from ..report import Report
+    from .plots import plot_confusion_matrix, plot_reliability
+
+    reliability = result["_reliability"]
+    clean = {k: v for k, v in result.items() if not k.startswith("_") and k != "test"}
+    write_json(out / "metrics.json", clean)
+    per_class = pd.DataFrame(result["per_class"])
+    write_table(out / "per_class.csv", per_class)
+    confusion = pd.DataFrame(result["confusion"], index=pd.Index(classes, name="true"), columns=classes)
+    write_table(out / "confusion_matrix.csv", confusion.reset_index())
+    write_table(out / "reliability.csv", reliability)
+    plot_confusion_matrix(result["confusion"], classes, out / "confusion_matrix.png")
+    plot_reliability(reliability, out / "reliability.png", ece=result["ece"])
+
+    rep = Report("labelwise evaluate")
+    rep.paragraph(f"{result['n']} labeled predictions from `{result['source']}`"
+                  + (f"; {result['n_skipped']} rows without a true label were skipped." if result["n_skipped"] else "."))
+    keys = ["accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece", "far", "frr", "hter", "roc_auc"]
+    rep.table(pd.DataFrame([{k: result[k] for k in keys if k in result and result[k] is not None}]).round(4))
+    if "hter" in result:
+        rep.paragraph(f"Positive class for FAR/FRR/HTER: `{result['positive']}`.")
+    rep.heading("Per class")
+    rep.table(per_class.round(4))
+    rep.image(out / "confusion_matrix.png", "confusion matrix (rows: true class)")
+    rep.image(out / "reliability.png", "reliability diagram")
+    rep.write(out / "report.md", html=html)

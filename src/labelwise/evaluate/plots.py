@@ -1,0 +1,57 @@
+"""Confusion-matrix and reliability plots (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import save_figure
+from ..report import new_figure
+
+
+def plot_confusion_matrix(
+    confusion: np.ndarray | list[list[int]], classes: Sequence[str], path: str | os.PathLike[str], *, normalize: bool = True
+) -> Path:
+    """Rows = true class, columns = predicted. Colour is the row share when ``normalize``;
+    cells show counts (up to 30 classes)."""
+    cm = np.asarray(confusion, dtype=float)
+    k = len(classes)
+    shade = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    side = min(2.5 + 0.45 * k, 14)
+    fig = new_figure(side + 1, side)
+    ax = fig.add_subplot()
+    im = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class" if normalize else "count")
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, [str(c) for c in classes], rotation=90 if k > 8 else 0, fontsize=8)
+    ax.set_yticks(ticks, [str(c) for c in classes], fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7 if k > 12 else 9,
+                            color="white" if shade[i, j] > 0.5 * (shade.max() or 1) else "black")
+    return save_figure(fig, path, dpi=110)
+
+
+def plot_reliability(table: pd.DataFrame, path: str | os.PathLike[str], *, ece: float | None = None) -> Path:
+    """Accuracy per confidence bin against the diagonal of perfect calibration."""
+    fig = new_figure(5, 4.5)
+    ax = fig.add_subplot()
+    used = table[table["count"] > 0]
+    width = (table["bin_upper"] - table["bin_lower"]).to_numpy()
+    ax.bar(used["bin_lower"], used["accuracy"], width=width[: len(used)] if len(used) else 0.1, align="edge",
+           edgecolor="#1f4e79", color="#6fa8dc", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    for _, row in used.iterrows():
+        ax.text(row["bin_lower"] + (row["bin_upper"] - row["bin_lower"]) / 2, min(row["accuracy"] + 0.02, 0.97),
+                str(int(row["count"])), ha="center", fontsize=6)
+    title = "reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top class)", ylabel="accuracy", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    return save_figure(fig, path, dpi=110)

@@ -1,0 +1,559 @@
+"""``NeuralClassifier``: a scikit-learn style estimator around one registered model.
+
+``fit(X, y)`` takes uint8 images ``(n, h, w[, c])`` for image models or float vectors
+``(n, d)`` for heads on embeddings; ``predict_proba`` returns ``(n, n_classes)``.
+Training is reproducible for a ``random_state`` on CPU: every epoch's shuffling,
+augmentation and dropout are seeded from ``(random_state, epoch)``, which is also what
+makes a resumed run continue exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+from .._io import atomic_path
+from .._progress import track
+from ..errors import LabelwiseError
+from ..features.torchvision_backbones import resolve_device
+from .augment import Augment, tta_views
+from .models import ModelSpec, check_size, get_model_spec
+from .optim import make_optimizer, make_schedule
+
+log = logging.getLogger("labelwise")
+
+BALANCE = ("none", "weights", "sampler")
+MONITORS = {"valid_loss": -1, "accuracy": 1, "balanced_accuracy": 1, "macro_f1": 1}
+CHECKPOINT_VERSION = 1
+DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.05}
+MIN_STEPS = 10
+
+
+class NeuralClassifier(ClassifierMixin, BaseEstimator):
+    """Train one network from the model registry.
+
+    Parameters
+    ----------
+    model : registry name (:func:`labelwise.train.list_models`).
+    n_classes : number of output columns (default ``max(y) + 1``); set it when a class may be
+        missing from ``y``, so probabilities always line up with ``classes.json``.
+    epochs, batch_size : training length and batch size.
+    lr : peak learning rate (default 2e-3 for AdamW, 0.05 for SGD).
+    optimizer : ``adamw`` or ``sgd``; ``weight_decay`` applies to weights, not biases or norms.
+    schedule : ``onecycle``, ``warmup-cosine``, ``cosine``, ``step`` (``step_size`` epochs,
+        ``gamma``) or ``constant``.
+    augment : ``none``, ``light`` or ``strong`` (image models); ``flip`` allows mirror images.
+    balance : ``none``, ``weights`` (class-weighted loss) or ``sampler`` (each class drawn
+        equally often, with replacement).
+    label_smoothing : cross-entropy label smoothing.
+    patience : stop after this many epochs without improvement of ``monitor`` on the
+        validation data (needs ``X_valid``); the best weights are restored. None: no stopping.
+    monitor : ``balanced_accuracy``, ``accuracy``, ``macro_f1`` or ``valid_loss``.
+    freeze : torchvision models: train only the new head.
+    weights : torchvision models: a state_dict file, or ``"hub"`` for the cached official file.
+    width, dropout, hidden : architecture options (``cnn`` width; heads' hidden size).
+    device : ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; ``amp``: mixed precision on CUDA.
+    random_state : seed for initialisation, shuffling, augmentation and dropout.
+
+    Attributes
+    ----------
+    module_ : the trained ``torch.nn.Module`` (best epoch when validating).
+    classes_ : ``arange(n_classes)``.
+    history_ : DataFrame, one row per epoch.
+    best_epoch_ : epoch whose weights were kept; ``stopped_early_``: whether patience ran out.
+    mean_, std_ : input normalisation.
+    """
+
+    def __init__(
+        self,
+        model: str = "cnn",
+        *,
+        n_classes: int | None = None,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float | None = None,
+        optimizer: str = "adamw",
+        weight_decay: float = 5e-4,
+        schedule: str = "onecycle",
+        step_size: int = 10,
+        gamma: float = 0.1,
+        warmup_epochs: float = 1.0,
+        augment: str = "light",
+        flip: bool = True,
+        balance: str = "none",
+        label_smoothing: float = 0.0,
+        patience: int | None = None,
+        monitor: str = "balanced_accuracy",
+        freeze: bool = False,
+        weights: str | os.PathLike[str] | None = None,
+        width: int = 16,
+        dropout: float = 0.2,
+        hidden: int = 256,
+        device: str = "auto",
+        amp: bool = True,
+        random_state: int = 0,
+    ) -> None:
+        self.model = model
+        self.n_classes = n_classes
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.warmup_epochs = warmup_epochs
+        self.augment = augment
+        self.flip = flip
+        self.balance = balance
+        self.label_smoothing = label_smoothing
+        self.patience = patience
+        self.monitor = monitor
+        self.freeze = freeze
+        self.weights = weights
+        self.width = width
+        self.dropout = dropout
+        self.hidden = hidden
+        self.device = device
+        self.amp = amp
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        X_valid: np.ndarray | None = None,
+        y_valid: np.ndarray | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> NeuralClassifier:
+        """Train on ``X, y``; validate each epoch on ``X_valid, y_valid`` when given.
+
+        ``checkpoint``: file rewritten atomically after every epoch; with ``resume=True`` an
+        existing one is continued. ``on_epoch`` receives each history row as it is made.
+        """
+        self._validate_params()
+        spec = self.spec_
+        y = _labels(y, "y")
+        self.n_classes_ = int(self.n_classes or y.max() + 1)
+        if y.max() >= self.n_classes_:
+            raise LabelwiseError(f"y holds class {int(y.max())} but n_classes is {self.n_classes_}")
+        self.classes_ = np.arange(self.n_classes_)
+        self.device_ = resolve_device(self.device)
+        x = self._as_input(X, fitting=True)
+        has_valid = X_valid is not None and y_valid is not None and len(y_valid) > 0
+        xv = self._as_input(X_valid) if has_valid else None
+        yv = _labels(y_valid, "y_valid") if has_valid else None
+        if self.patience is not None and not has_valid:
+            log.warning("patience=%s ignored: early stopping needs validation data", self.patience)
+
+        self.module_ = self._build()
+        params = [p for p in self.module_.parameters() if p.requires_grad]
+        lr = self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+        opt = make_optimizer(params, self.optimizer, lr=lr, weight_decay=self.weight_decay)
+        n = len(y)
+        # Small datasets: at least MIN_STEPS optimiser steps per epoch, or BatchNorm's running
+        # statistics lag far behind the weights and evaluation-mode outputs stay near uniform.
+        batch_size = min(self.batch_size, max(8, math.ceil(n / MIN_STEPS)))
+        if batch_size < self.batch_size:
+            log.info("batch size %d → %d for %d training images (at least %d steps per epoch)", self.batch_size, batch_size, n, MIN_STEPS)
+        steps = max(1, n // batch_size) if n >= 2 else 1
+        sched = make_schedule(
+            opt,
+            self.schedule,
+            epochs=self.epochs,
+            steps_per_epoch=steps,
+            lr=lr,
+            step_size=self.step_size,
+            gamma=self.gamma,
+            warmup_epochs=self.warmup_epochs,
+        )
+        counts = np.bincount(y, minlength=self.n_classes_).astype(np.float64)
+        class_weight = None
+        if self.balance == "weights":
+            w = np.where(counts > 0, n / (max(1, (counts > 0).sum()) * np.maximum(counts, 1)), 0.0)
+            class_weight = torch.tensor(w, dtype=torch.float32, device=self.device_)
+        sample_p = None
+        if self.balance == "sampler":
+            sample_p = torch.from_numpy(1.0 / counts[y])
+        augment = Augment(self.augment, flip=self.flip) if spec.input == "pixels" else None
+        scaler, amp_dtype = self._amp()
+        y_t = torch.from_numpy(y)
+
+        state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": []}
+        fingerprint = self._fingerprint(n, has_valid)
+        ckpt_path = Path(checkpoint) if checkpoint is not None else None
+        if resume and ckpt_path is not None and ckpt_path.exists():
+            state = self._load_checkpoint(ckpt_path, fingerprint, opt, sched, scaler)
+            log.info("resuming %s at epoch %d", ckpt_path, state["epoch"] + 1)
+
+        self.stopped_early_ = False
+        for epoch in range(state["epoch"] + 1, self.epochs + 1):
+            if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
+                self.stopped_early_ = True
+                break
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(_epoch_seed(self.random_state, epoch))
+            torch.manual_seed(_epoch_seed(self.random_state, epoch) + 1)  # dropout
+            if sample_p is not None:
+                order = torch.multinomial(sample_p, n, replacement=True, generator=gen)
+            else:
+                order = torch.randperm(n, generator=gen)
+            self.module_.train()
+            total, seen = 0.0, 0
+            for b in track(range(steps), total=steps, description=f"epoch {epoch}/{self.epochs}"):
+                idx = order[b * batch_size : (b + 1) * batch_size] if n >= 2 else order
+                xb = self._prepare(x[idx], augment, gen)
+                yb = y_t[idx].to(self.device_, non_blocking=True)
+                with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = F.cross_entropy(
+                        self.module_(xb), yb, weight=class_weight, label_smoothing=self.label_smoothing
+                    )
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                if not math.isfinite(total):
+                    raise LabelwiseError(
+                        f"training diverged at epoch {epoch} (loss is not finite); lower --lr (now {lr:g})"
+                    )
+            row: dict[str, Any] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(seen, 1)}
+            if has_valid:
+                probs = self._predict_tensor(xv)
+                row.update(_valid_metrics(yv, probs, self.n_classes_))
+                key = self.monitor if self.monitor == "valid_loss" else f"valid_{self.monitor}"
+                score = MONITORS[self.monitor] * row[key]
+                if score > state["best_score"] + 1e-9:
+                    state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_state=_copy_state(self.module_))
+                else:
+                    state["bad_epochs"] += 1
+            else:
+                state["best_epoch"] = epoch
+            row["seconds"] = round(time.perf_counter() - t0, 3)
+            state["history"].append(row)
+            state["epoch"] = epoch
+            log.info(
+                "epoch %d/%d  %s",
+                epoch,
+                self.epochs,
+                "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in {"epoch"}),
+            )
+            if on_epoch is not None:
+                on_epoch(row)
+            if ckpt_path is not None:
+                self._save_checkpoint(ckpt_path, fingerprint, state, opt, sched, scaler)
+        if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
+            self.stopped_early_ = True
+        if state["best_state"] is not None:
+            self.module_.load_state_dict(state["best_state"])
+        self.best_epoch_ = int(state["best_epoch"])
+        self.history_ = pd.DataFrame(state["history"])
+        self.module_.eval()
+        return self
+
+    # ------------------------------------------------------------------ predict
+
+    def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)``; ``tta`` averages over test-time views."""
+        self._check_fitted()
+        return self._predict_tensor(self._as_input(X), tta=tta, batch_size=batch_size).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most probable class index per row."""
+        return self.predict_proba(X).argmax(1)
+
+    def _predict_tensor(self, x: torch.Tensor, *, tta: bool = False, batch_size: int | None = None) -> torch.Tensor:
+        self.module_.eval()
+        size = batch_size or max(256, self.batch_size)
+        _, amp_dtype = self._amp()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(x), size):
+                xb = self._prepare(x[start : start + size], None, None)
+                views = tta_views(xb, flip=self.flip) if tta and self.spec_.input == "pixels" else [xb]
+                p = 0
+                for v in views:
+                    with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        logits = self.module_(v)
+                    p = p + torch.softmax(logits.float(), 1)
+                out.append((p / len(views)).cpu())
+        if not out:
+            return torch.zeros((0, self.n_classes_))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ saving
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to predict again: parameters, normalisation and weights."""
+        self._check_fitted()
+        return {
+            "format": "labelwise.NeuralClassifier",
+            "version": CHECKPOINT_VERSION,
+            "params": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in self.get_params().items()},
+            "n_classes": self.n_classes_,
+            "input_shape": list(self.input_shape_),
+            "mean": self.mean_.tolist(),
+            "std": self.std_.tolist(),
+            "best_epoch": self.best_epoch_,
+            "module": {k: v.cpu() for k, v in self.module_.state_dict().items()},
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_state` atomically (a killed run never leaves a corrupt file)."""
+        with atomic_path(path) as tmp:
+            torch.save(self.to_state(), tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str = "auto") -> NeuralClassifier:
+        """A fitted classifier from :meth:`save`'s file, ready to ``predict_proba``."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise LabelwiseError(f"{path}: cannot read the model ({str(exc).splitlines()[0][:100]})") from None
+        if not isinstance(state, dict) or state.get("format") != "labelwise.NeuralClassifier":
+            raise LabelwiseError(f"{path}: not a labelwise model file")
+        params = dict(state["params"])
+        params.update(device=device, weights=None)
+        clf = cls(**params)
+        clf.n_classes_ = int(state["n_classes"])
+        clf.classes_ = np.arange(clf.n_classes_)
+        clf.input_shape_ = tuple(state["input_shape"])
+        clf.mean_ = np.asarray(state["mean"], dtype=np.float32)
+        clf.std_ = np.asarray(state["std"], dtype=np.float32)
+        clf.best_epoch_ = state.get("best_epoch", 0)
+        clf.device_ = resolve_device(device)
+        clf.module_ = clf._build()
+        clf.module_.load_state_dict(state["module"])
+        clf.module_.eval()
+        return clf
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def spec_(self) -> ModelSpec:
+        return get_model_spec(self.model)
+
+    def _validate_params(self) -> None:
+        for name, value, allowed in (
+            ("balance", self.balance, BALANCE),
+            ("monitor", self.monitor, tuple(MONITORS)),
+            ("optimizer", self.optimizer, tuple(DEFAULT_LR)),
+        ):
+            if value not in allowed:
+                raise LabelwiseError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise LabelwiseError("epochs and batch_size must be at least 1")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise LabelwiseError("this NeuralClassifier is not fitted yet; call fit first")
+
+    def _as_input(self, X: np.ndarray, *, fitting: bool = False) -> torch.Tensor:
+        """Images → uint8 NCHW tensor (kept on CPU, moved per batch); vectors → float32."""
+        spec = self.spec_
+        X = np.asarray(X)
+        if spec.input == "embedding":
+            if X.ndim != 2:
+                raise LabelwiseError(f"model {self.model} takes vectors (n, d); got an array of shape {X.shape}")
+            t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+            if fitting:
+                self.input_shape_ = (X.shape[1],)
+                self.mean_ = X.mean(0).astype(np.float32)
+                self.std_ = np.maximum(X.std(0), 1e-6).astype(np.float32)
+            elif X.shape[1:] != tuple(self.input_shape_):
+                raise LabelwiseError(f"model expects vectors of length {self.input_shape_[0]}, got {X.shape[1]}")
+            return t
+        if X.dtype != np.uint8 or X.ndim not in (3, 4):
+            raise LabelwiseError(
+                f"model {self.model} takes uint8 images (n, h, w) or (n, h, w, c); got {X.dtype} {X.shape}"
+            )
+        if X.ndim == 3:
+            X = X[..., None]
+        if X.shape[1] != X.shape[2]:
+            raise LabelwiseError(f"images must be square; got {X.shape[1]}×{X.shape[2]}")
+        check_size(spec, X.shape[1])
+        t = torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # NHWC memory = channels_last
+        if fitting:
+            self.input_shape_ = (X.shape[3], X.shape[1], X.shape[2])
+            if spec.channels is not None and X.shape[3] != spec.channels:
+                raise LabelwiseError(f"model {self.model} takes {spec.channels}-channel images, got {X.shape[3]}")
+            if spec.mean is not None:
+                self.mean_ = np.asarray(spec.mean, np.float32)
+                self.std_ = np.asarray(spec.std, np.float32)
+            else:
+                flat = X.reshape(-1, X.shape[3])[:: max(1, X.size // X.shape[3] // 2_000_000)].astype(np.float32) / 255
+                self.mean_ = flat.mean(0).astype(np.float32)
+                self.std_ = np.maximum(flat.std(0), 1e-3).astype(np.float32)
+        elif tuple(t.shape[1:]) != tuple(self.input_shape_):
+            c, h, w = self.input_shape_
+            raise LabelwiseError(f"model expects {c}-channel {h}×{w} images, got {t.shape[1]}-channel {X.shape[1]}×{X.shape[2]}")
+        return t
+
+    def _prepare(self, xb: torch.Tensor, augment: Augment | None, gen: torch.Generator | None) -> torch.Tensor:
+        """A batch on the device, augmented (when training) and normalised."""
+        xb = xb.to(self.device_, non_blocking=True)
+        mean = torch.as_tensor(self.mean_, device=self.device_)
+        std = torch.as_tensor(self.std_, device=self.device_)
+        if self.spec_.input == "embedding":
+            return (xb - mean) / std
+        xb = augment(xb, gen) if augment is not None and gen is not None else xb.float().div_(255)
+        xb = (xb - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        return xb.contiguous(memory_format=torch.channels_last)
+
+    def _build(self) -> torch.nn.Module:
+        spec = self.spec_
+        n_inputs = self.input_shape_[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            module = spec.build(
+                self.n_classes_,
+                n_inputs,
+                width=self.width,
+                dropout=self.dropout,
+                hidden=self.hidden,
+                freeze=self.freeze,
+                weights=self.weights,
+                random_state=self.random_state,
+            )
+        module = module.to(self.device_)
+        if spec.input == "pixels":
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def _amp(self) -> tuple[Any, torch.dtype | None]:
+        if not (self.amp and self.device_.type == "cuda"):
+            return None, None
+        if torch.cuda.is_bf16_supported():
+            return None, torch.bfloat16
+        return torch.amp.GradScaler("cuda"), torch.float16
+
+    def _fingerprint(self, n: int, has_valid: bool) -> dict[str, Any]:
+        params = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in self.get_params().items()}
+        params.pop("device", None)
+        return {"params": params, "n_train": n, "has_valid": has_valid, "n_classes": self.n_classes_}
+
+    def _save_checkpoint(self, path: Path, fingerprint: dict[str, Any], state: dict[str, Any], opt: Any, sched: Any, scaler: Any) -> None:
+        payload = {
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": fingerprint,
+            "module": self.module_.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            **state,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self, path: Path, fingerprint: dict[str, Any], opt: Any, sched: Any, scaler: Any) -> dict[str, Any]:
+        try:
+            payload = torch.load(path, map_location=self.device_, weights_only=False)
+        except (OSError, RuntimeError, EOFError, ValueError) as exc:
+            raise LabelwiseError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:100]}); delete it to start over") from None
+        old = payload.get("fingerprint", {})
+        if old != fingerprint:
+            diff = _differences(old, fingerprint)
+            raise LabelwiseError(
+                f"{path}: checkpoint was written with different settings ({diff}); use the same settings "
+                "to resume, or drop --resume to start over"
+            )
+        self.module_.load_state_dict(payload["module"])
+        opt.load_state_dict(payload["optimizer"])
+        sched.load_state_dict(payload["scheduler"])
+        if scaler is not None and payload.get("scaler"):
+            scaler.load_state_dict(payload["scaler"])
+        return {k: payload[k] for k in ("epoch", "best_score", "best_epoch", "best_state", "bad_epochs", "history")}
+
+
+def overfit_batch(clf: NeuralClassifier, X: np.ndarray, y: np.ndarray, *, steps: int = 200, tol: float = 0.05) -> pd.DataFrame:
+    """Sanity check: train ``clf``'s model on one small batch without augmentation.
+
+    Returns the loss per step; a working pipeline drives it below ``tol`` (then the
+    attribute ``passed`` of the returned frame's ``attrs`` is True).
+    """
+    probe = clf.set_params(augment="none", schedule="constant", weight_decay=0.0, balance="none", patience=None)
+    probe._validate_params()
+    y = _labels(y, "y")
+    probe.n_classes_ = int(probe.n_classes or y.max() + 1)
+    probe.classes_ = np.arange(probe.n_classes_)
+    probe.device_ = resolve_device(probe.device)
+    x = probe._prepare(probe._as_input(X, fitting=True), None, None)
+    probe.module_ = probe._build()
+    probe.module_.train()
+    lr = probe.lr if probe.lr is not None else DEFAULT_LR[probe.optimizer]
+    opt = make_optimizer([p for p in probe.module_.parameters() if p.requires_grad], probe.optimizer, lr=lr, weight_decay=0.0)
+    yt = torch.from_numpy(y).to(probe.device_)
+    torch.manual_seed(probe.random_state)
+    losses = []
+    for step in range(1, steps + 1):
+        loss = F.cross_entropy(probe.module_(x), yt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        losses.append({"step": step, "loss": value})
+        if value < tol / 5:
+            break
+    frame = pd.DataFrame(losses)
+    frame.attrs["passed"] = bool(frame["loss"].iloc[-5:].mean() < tol)
+    return frame
+
+
+def _labels(y: Any, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise LabelwiseError(f"{name} must be a 1-d array of class indices, got {y.dtype} {y.shape}")
+    if len(y) and y.min() < 0:
+        raise LabelwiseError(f"{name} holds negative class indices (unlabeled rows must be left out)")
+    return y.astype(np.int64)
+
+
+def _epoch_seed(random_state: int, epoch: int) -> int:
+    return (random_state * 1_000_003 + epoch * 7919) % (2**63 - 1)
+
+
+def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _valid_metrics(y: np.ndarray, probs: torch.Tensor, n_classes: int) -> dict[str, float]:
+    pred = probs.argmax(1).numpy()
+    p = probs.numpy().clip(1e-12, 1)
+    return {
+        "valid_loss": float(-np.log(p[np.arange(len(y)), y]).mean()),
+        "valid_accuracy": float(accuracy_score(y, pred)),
+        "valid_balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "valid_macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
+    }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    flat_old = {**old.get("params", {}), **{k: v for k, v in old.items() if k != "params"}}
+    flat_new = {**new.get("params", {}), **{k: v for k, v in new.items() if k != "params"}}
+    keys = sorted(k for k in set(flat_old) | set(flat_new) if flat_old.get(k) != flat_new.get(k))
+    return ", ".join(f"{k}: {flat_old.get(k)!r} then, {flat_new.get(k)!r} now" for k in keys[:4]) or "unknown"

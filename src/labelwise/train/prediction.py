@@ -1,0 +1,167 @@
+"""``predict``: a trained model folder applied to new images, fold models ensembled."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_table, write_text
+from ..data import Dataset
+from ..data.natural import natural_key
+from ..errors import LabelwiseError
+from .kfold import MODEL_FILE
+
+log = logging.getLogger("labelwise")
+
+VOTES = ("mean", "majority")
+
+
+@dataclass
+class Ensemble:
+    """The fold models of a ``train`` output folder and how to feed them."""
+
+    folder: Path
+    classes: list[str]
+    features: dict[str, Any]
+    members: list[Any]  # NeuralClassifier
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], *, device: str = "auto") -> Ensemble:
+        from .classifier import NeuralClassifier
+
+        folder = Path(folder)
+        path = folder / MODEL_FILE
+        if not path.is_file():
+            raise LabelwiseError(f"{folder}: not a trained model folder (no {MODEL_FILE}); run `labelwise train` first")
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise LabelwiseError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        missing = [m for m in meta.get("members", []) if not (folder / m).is_file()]
+        if missing or not meta.get("members"):
+            raise LabelwiseError(f"{folder}: model file {missing[0] if missing else 'list'} missing; was training finished?")
+        members = [NeuralClassifier.load(folder / m, device=device) for m in meta["members"]]
+        return cls(folder, list(meta["classes"]), dict(meta["features"]), members)
+
+    def inputs(self, table: pd.DataFrame, *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2) -> np.ndarray:
+        """The model input for ``table``'s images: decoded pixels or (cached) embeddings."""
+        f = self.features
+        if f["input"] == "pixels":
+            from .pixels import load_pixels
+
+            return load_pixels(table["path"].tolist(), int(f["size"]), int(f["channels"]), n_jobs=n_jobs)
+        from ..features import embed
+
+        return embed(
+            Dataset(table.reset_index(drop=True), self.classes),
+            backbone=f["backbone"],
+            size=f.get("size"),
+            weights=f.get("weights"),
+            cache_dir=cache_dir,
+            device=device,
+        )
+
+    def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int | None = None) -> np.ndarray:
+        """Per-member probabilities, shape ``(n_members, n, n_classes)``."""
+        return np.stack([m.predict_proba(X, tta=tta, batch_size=batch_size) for m in self.members])
+
+
+def combine(member_probs: np.ndarray, vote: str = "mean") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ensemble ``(members, n, k)`` probabilities → (labels, confidence, mean probabilities).
+
+    ``mean``: the class of highest mean probability, confidence = that probability.
+    ``majority``: each member votes its top class; ties go to the higher mean probability;
+    confidence = the share of members voting for the winner.
+
+    >>> p = np.array([[[.6, .4]], [[.4, .6]], [[.45, .55]]])
+    >>> combine(p, "majority")[0], combine(p, "mean")[0]
+    (array([1]), array([1]))
+    """
+    if vote not in VOTES:
+        raise LabelwiseError(f"unknown vote {vote!r}; choose one of {', '.join(VOTES)}")
+    mean = member_probs.mean(0)
+    if vote == "mean":
+        labels = mean.argmax(1)
+        return labels, mean[np.arange(len(labels)), labels], mean
+    k = member_probs.shape[2]
+    votes = np.stack([np.bincount(row, minlength=k) for row in member_probs.argmax(2).T]) if mean.size else np.zeros((0, k))
+    # Ties broken by mean probability: add it scaled below one vote.
+    labels = (votes + mean * 0.5).argmax(1)
+    return labels, votes[np.arange(len(labels)), labels] / member_probs.shape[0], mean
+
+
+def predict(
+    model_dir: str | os.PathLike[str],
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    vote: str = "mean",
+    tta: bool = False,
+    ordered_txt: str | os.PathLike[str] | None = None,
+    batch_size: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    n_jobs: int = 2,
+    **read_kwargs: Any,
+) -> pd.DataFrame:
+    """Predict every image of ``data`` with the models in ``model_dir``.
+
+    ``data``: a folder with images at its top level (every image below it is read,
+    unlabeled), any input :func:`labelwise.load_dataset` reads, or a :class:`Dataset`.
+    Returns (and with ``out`` writes to ``out/predictions.csv``) one row per image:
+    ``sample_id, path, label, confidence, prob_<class>...`` where ``label`` is the
+    prediction. ``ordered_txt``: also write one predicted label per line, images in the
+    natural order of their names (``2.png`` before ``10.png``).
+    """
+    from .. import load_dataset
+    from ..data import read_image_files
+
+    if vote not in VOTES:
+        raise LabelwiseError(f"unknown vote {vote!r}; choose one of {', '.join(VOTES)}")
+    ensemble = Ensemble.load(model_dir, device=device)
+    if isinstance(data, Dataset):
+        ds = data
+    elif Path(data).is_dir() and _has_top_level_images(Path(data)):
+        ds = read_image_files(data, n_jobs=n_jobs)
+    else:
+        ds = load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    table = ds.table.reset_index(drop=True)
+    if table.empty:
+        raise LabelwiseError(f"{ds.source or data}: no readable images to predict")
+    X = ensemble.inputs(table, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
+    member_probs = ensemble.predict_proba(X, tta=tta, batch_size=batch_size)
+    labels, confidence, mean = combine(member_probs, vote)
+    classes = np.asarray(ensemble.classes, dtype=object)
+    result = pd.DataFrame({"sample_id": table["sample_id"], "path": table["path"], "label": classes[labels], "confidence": confidence})
+    probs = pd.DataFrame(mean, columns=[f"prob_{c}" for c in ensemble.classes])
+    result = pd.concat([result, probs], axis=1)
+    if "label" in table and table["label"].notna().any():
+        result["given_label"] = table["label"]  # last: the declared columns keep their places
+    if out is not None:
+        out = Path(out)
+        write_table(out / "predictions.csv", result)
+        if len(ds.problems):
+            write_table(out / "problems.csv", ds.problems)
+    if ordered_txt is not None:
+        if len(ds.problems):
+            first = ds.problems.iloc[0]
+            raise LabelwiseError(
+                f"{first['path']}: {first['reason']}; the ordered file needs a label for every image, and "
+                f"{len(ds.problems)} could not be read (see problems.csv); fix or remove them"
+            )
+        order = sorted(range(len(result)), key=lambda i: natural_key(result["sample_id"].iloc[i]))
+        write_text(ordered_txt, "".join(f"{result['label'].iloc[i]}\n" for i in order))
+    return result
+
+
+def _has_top_level_images(folder: Path) -> bool:
+    from ..data.images import is_image_file
+
+    return any(e.is_file() and is_image_file(e.name) for e in os.scandir(folder))
