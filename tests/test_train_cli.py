@@ -68,7 +68,7 @@ def test_train_user_mistakes_are_one_line(three_digits, tmp_path):
         assert result.exit_code == 2, result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and expected in lines[0], result.output
-    result = _run("predict", tmp_path / "nowhere", three_digits)
+    result = _run("predict", tmp_path / "nowhere", three_digits, "--out", tmp_path / "p")
     assert result.exit_code == 2 and "not a trained model folder" in result.output
 
 
