@@ -352,7 +352,7 @@ def models() -> None:
     from ..train import get_model_spec, list_models
 
     for name in list_models():
-        out_console.print(f"{name:<20} {get_model_spec(name).description}")
+        out_console.print(f"{name:<20} {get_model_spec(name).description}", soft_wrap=True)
 
 
 @app.command()

@@ -217,7 +217,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             else:
                 order = torch.randperm(n, generator=gen)
             self.module_.train()
-            total, seen = 0.0, 0
+            total: Any = 0.0
+            seen = 0
             for b in track(range(steps), total=steps, description=f"epoch {epoch}/{self.epochs}"):
                 idx = order[b * batch_size : (b + 1) * batch_size] if n >= 2 else order
                 xb = self._prepare(x[idx], augment, gen)
@@ -235,13 +236,12 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                     loss.backward()
                     opt.step()
                 sched.step()
-                total += float(loss.detach()) * len(idx)
+                total = total + loss.detach().float() * len(idx)  # stays on the device: no sync per step
                 seen += len(idx)
-                if not math.isfinite(total):
-                    raise LabelwiseError(
-                        f"training diverged at epoch {epoch} (loss is not finite); lower --lr (now {lr:g})"
-                    )
-            row: dict[str, Any] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(seen, 1)}
+            train_loss = float(total) / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise LabelwiseError(f"training diverged at epoch {epoch} (loss is not finite); lower --lr (now {lr:g})")
+            row: dict[str, Any] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
             if has_valid:
                 probs = self._predict_tensor(xv)
                 row.update(_valid_metrics(yv, probs, self.n_classes_))
