@@ -81,3 +81,26 @@ def recorded_run(out_dir: Path, command: str, config: Mapping[str, Any], *, stem
         log.info("labelwise %s %s in %.1f s", command, status, info["seconds"])
         log.removeHandler(handler)
         handler.close()
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level with dotted keys: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], *, most: int = 3) -> str:
+    """What differs between two (nested) settings, for an error message; ``""`` when nothing.
+
+    >>> config_differences({"lr": 0.1, "m": {"w": 16}}, {"lr": 0.2, "m": {"w": 16}})
+    'lr: 0.1 before, 0.2 now'
+    """
+    a, b = flatten(old), flatten(new)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    shown = "; ".join(f"{k}: {a.get(k)!r} before, {b.get(k)!r} now" for k in keys[:most])
+    return shown + (" …" if len(keys) > most else "")

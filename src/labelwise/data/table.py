@@ -72,6 +72,22 @@ class Dataset:
         return write_table(folder / name, self.table)
 
 
+PROB_PREFIX = "prob_"
+
+
+def prob_columns(classes: Sequence[str]) -> list[str]:
+    """Column names of a probability table: ``prob_<class>`` in class order."""
+    return [f"{PROB_PREFIX}{c}" for c in classes]
+
+
+def probability_table(sample_ids: Sequence[str], probs: object, classes: Sequence[str]) -> pd.DataFrame:
+    """``sample_id`` plus one ``prob_<class>`` column per class: how labelwise writes
+    out-of-fold, test and predicted probabilities."""
+    frame = pd.DataFrame(probs, columns=prob_columns(classes))
+    frame.insert(0, "sample_id", list(sample_ids))
+    return frame
+
+
 def empty_problems() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in PROBLEM_COLUMNS})
 

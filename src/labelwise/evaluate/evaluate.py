@@ -14,12 +14,12 @@ import pandas as pd
 
 from .._io import write_json, write_table
 from ..data import Dataset
+from ..data.table import PROB_PREFIX, prob_columns
 from ..errors import LabelwiseError
 from .metrics import classification_metrics, reliability_table
 
 log = logging.getLogger("labelwise")
 
-PROB_PREFIX = "prob_"
 HELD_OUT_FILES = ("oof_probs.csv", "valid_probs.csv")
 
 
@@ -42,8 +42,17 @@ def evaluate(
     DataFrame with ``sample_id, label``, or anything :func:`labelwise.load_dataset` reads;
     rows are joined on ``sample_id``. ``classes``: class order (list or ``classes.json``);
     default the ``classes.json`` beside the predictions, else the ``prob_`` column order.
-    With ``out``, writes ``metrics.json``, ``per_class.csv``, ``confusion_matrix.csv/.png``,
-    ``reliability.csv/.png`` and ``report.md`` (+ ``.html``).
+    Rows without a true label are skipped (``n_skipped``, and a warning); probability rows
+    must sum to 1 (±1e-3). With ``out``, writes ``metrics.json``, ``per_class.csv``,
+    ``confusion_matrix.csv/.png``, ``reliability.csv/.png`` and ``report.md`` (+ ``.html``),
+    and the same for the test split in ``out/test/``. Returns the metrics plus ``source``.
+
+    >>> preds = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "label": ["x", "x", "x", "y"],
+    ...                       "prob_x": [.9, .6, .7, .2], "prob_y": [.1, .4, .3, .8]})
+    >>> truth = pd.DataFrame({"sample_id": ["a", "b", "c"], "label": ["x", "y", "y"]})
+    >>> m = evaluate(preds, truth)  # "d" has no true label; the "label" column is a prediction
+    >>> m["n"], m["n_skipped"], round(m["accuracy"], 3), m["positive"], m["frr"]
+    (3, 1, 0.333, 'y', 1.0)
     """
     test_part = None
     if not isinstance(predictions, pd.DataFrame) and Path(predictions).is_dir():
@@ -64,34 +73,59 @@ def evaluate(
     truth = _truth(labels)
     result = _score(frame, truth, class_list, source, positive, n_bins)
     if test_part is not None:
-        result["test"] = _score(_read_predictions(test_part), truth, class_list, str(test_part), positive, n_bins)
+        try:
+            result["test"] = _score(_read_predictions(test_part), truth, class_list, str(test_part), positive, n_bins)
+        except _NoMatch as exc:  # e.g. --labels that cover the training rows only
+            log.warning("%s; the test split is not evaluated", exc)
+            test_part = None
     if out is not None:
-        _write(Path(out), result, class_list, n_bins, html=html)
+        _write(Path(out), result, class_list, html=html)
         if test_part is not None:
-            _write(Path(out) / "test", result["test"], class_list, n_bins, html=html)
+            _write(Path(out) / "test", result["test"], class_list, html=html, title="test split")
     result.pop("_reliability", None)
     if "test" in result:
         result["test"].pop("_reliability", None)
     return result
 
 
-def _score(frame: pd.DataFrame, truth: pd.Series, classes: list[str], source: str, positive: Any, n_bins: int) -> dict[str, Any]:
-    columns = [PROB_PREFIX + c for c in classes]
+class _NoMatch(LabelwiseError):
+    """No prediction row has a true label."""
+
+
+def _score(
+    frame: pd.DataFrame, truth: pd.Series, classes: list[str], source: str, positive: Any, n_bins: int
+) -> dict[str, Any]:
+    """Check ``frame`` (sample_id + prob_<class>), join it to ``truth`` and compute the metrics."""
+    columns = prob_columns(classes)
     missing = [c for c in columns if c not in frame]
     if missing:
-        raise LabelwiseError(f"{source}: no column {missing[0]!r}; expected one prob_<class> column per class")
-    probs = frame[columns].to_numpy(dtype=np.float64)
-    sums = probs.sum(1)
-    bad = np.flatnonzero(~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3))
-    if len(bad):
         raise LabelwiseError(
-            f"{source}: probabilities of sample_id {frame['sample_id'].iloc[bad[0]]!r} sum to {sums[bad[0]]:.4f}, not 1"
+            f"{source}: no column {missing[0]!r}; expected one prob_<class> column per class of {classes}"
         )
-    given = truth.reindex(frame["sample_id"].astype(str)).to_numpy()
+    extra = [str(c) for c in frame.columns if str(c).startswith(PROB_PREFIX) and str(c) not in columns]
+    if extra:
+        raise LabelwiseError(f"{source}: column {extra[0]!r} is not one of the classes {classes}")
+    if len(frame) == 0:
+        raise LabelwiseError(f"{source}: no prediction rows")
+    ids = frame["sample_id"].astype(str)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise LabelwiseError(f"{source}: sample_id {dup.iloc[0]!r} appears more than once")
+    try:
+        probs = frame[columns].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise LabelwiseError(f"{source}: the prob_<class> columns must hold numbers") from None
+    sums = probs.sum(1)
+    off = ~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3)
+    bad = np.flatnonzero(off | (probs < -1e-6).any(1) | (probs > 1 + 1e-6).any(1))
+    if len(bad):
+        what = f"sum to {sums[bad[0]]:.4f}, not 1" if off[bad[0]] else "are not all in [0, 1]"
+        raise LabelwiseError(f"{source}: probabilities of sample_id {ids.iloc[bad[0]]!r} {what}")
+    given = truth.reindex(ids).to_numpy()
     has = pd.notna(given)
     if not has.any():
-        raise LabelwiseError(
-            f"{source}: no sample_id matches the labels (e.g. {frame['sample_id'].iloc[0]!r} here, "
+        raise _NoMatch(
+            f"{source}: no sample_id matches the labels (e.g. {ids.iloc[0]!r} here, "
             f"{truth.index[0] if len(truth) else 'none'!r} in the labels)"
         )
     if (~has).any():
@@ -118,11 +152,14 @@ def _read_predictions(predictions: pd.DataFrame | str | os.PathLike[str]) -> pd.
         if not path.is_file():
             raise LabelwiseError(f"{path}: file not found")
         try:
-            if path.suffix.lower() == ".parquet":
+            suffix = path.suffix.lower()
+            if suffix == ".parquet":
                 frame = pd.read_parquet(path)
-            else:
-                frame = pd.read_csv(path, sep=None if path.suffix.lower() != ".csv" else ",", engine="python", dtype={"sample_id": str})
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            elif suffix in {".csv", ".tsv", ".tab"}:
+                frame = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype={"sample_id": str})
+            else:  # sniff the separator
+                frame = pd.read_csv(path, sep=None, engine="python", dtype={"sample_id": str})
+        except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
             raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
     if "sample_id" not in frame:
         raise LabelwiseError(f"{where}: no sample_id column; columns are {', '.join(map(str, frame.columns[:8]))}")
@@ -160,8 +197,17 @@ def _truth(labels: Any) -> pd.Series:
         table = load_dataset(labels, check=False).table
     if not {"sample_id", "label"} <= set(table.columns):
         raise LabelwiseError(f"labels need sample_id and label columns; found {', '.join(map(str, table.columns[:8]))}")
-    table = table[table["label"].notna()]
-    return pd.Series(table["label"].astype(str).to_numpy(), index=table["sample_id"].astype(str).to_numpy())
+    label = table["label"].astype("string").str.strip().replace("", pd.NA)
+    table = table.assign(label=label)[label.notna()]
+    truth = pd.Series(table["label"].astype(str).to_numpy(), index=table["sample_id"].astype(str).to_numpy())
+    dup = truth[truth.index.duplicated(keep=False)]
+    if len(dup):
+        conflict = dup.groupby(level=0).nunique()
+        if (conflict > 1).any():
+            sid = conflict[conflict > 1].index[0]
+            raise LabelwiseError(f"labels: sample_id {sid!r} has conflicting labels {sorted(set(dup.loc[sid]))}")
+        truth = truth[~truth.index.duplicated()]
+    return truth
 
 
 def _train_labels(folder: Path) -> pd.DataFrame:
@@ -171,7 +217,12 @@ def _train_labels(folder: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"sample_id": str, "label": str})
 
 
-def _write(out: Path, result: dict[str, Any], classes: list[str], n_bins: int, *, html: bool) -> None:
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _write(out: Path, result: dict[str, Any], classes: list[str], *, html: bool, title: str = "") -> None:
+    """Write the tables, plots and report of one scored part into ``out``."""
     from ..report import Report
     from .plots import plot_confusion_matrix, plot_reliability
 
@@ -186,15 +237,30 @@ def _write(out: Path, result: dict[str, Any], classes: list[str], n_bins: int, *
     plot_confusion_matrix(result["confusion"], classes, out / "confusion_matrix.png")
     plot_reliability(reliability, out / "reliability.png", ece=result["ece"])
 
-    rep = Report("labelwise evaluate")
-    rep.paragraph(f"{result['n']} labeled predictions from `{result['source']}`"
-                  + (f"; {result['n_skipped']} rows without a true label were skipped." if result["n_skipped"] else "."))
+    rep = Report("labelwise evaluate" + (f": {title}" if title else ""))
+    skipped = result["n_skipped"]
+    rep.paragraph(
+        f"{result['n']} labeled predictions from `{result['source']}`"
+        + (f"; {skipped} rows without a true label were skipped." if skipped else ".")
+    )
     keys = ["accuracy", "balanced_accuracy", "macro_f1", "log_loss", "ece", "far", "frr", "hter", "roc_auc"]
-    rep.table(pd.DataFrame([{k: result[k] for k in keys if k in result and result[k] is not None}]).round(4))
+    shown = [k for k in keys if k in result]
+    rep.table(pd.DataFrame({"metric": shown, "value": [_fmt(result[k]) for k in shown]}))
     if "hter" in result:
-        rep.paragraph(f"Positive class for FAR/FRR/HTER: `{result['positive']}`.")
+        rep.paragraph(
+            f"Positive class for FAR/FRR/HTER: `{result['positive']}`. FAR: negatives predicted positive; "
+            "FRR: positives predicted negative; HTER = (FAR + FRR) / 2."
+        )
+        if result["roc_auc"] is None:
+            rep.warning("only one class is present in the true labels: ROC-AUC (and the rate without samples) is undefined")
+    rep.paragraph(f"ECE over {len(reliability)} equal-width bins of the top-class confidence (0 = calibrated).")
     rep.heading("Per class")
     rep.table(per_class.round(4))
     rep.image(out / "confusion_matrix.png", "confusion matrix (rows: true class)")
     rep.image(out / "reliability.png", "reliability diagram")
+    if "test" in result:
+        test = result["test"]
+        rep.heading("Test split")
+        rep.paragraph(f"accuracy {test['accuracy']:.4f}, balanced accuracy {test['balanced_accuracy']:.4f}, "
+                      f"macro-F1 {test['macro_f1']:.4f} (n={test['n']}); details in `test/report.md`.")
     rep.write(out / "report.md", html=html)

@@ -16,8 +16,16 @@ from ..report import new_figure
 def plot_confusion_matrix(
     confusion: np.ndarray | list[list[int]], classes: Sequence[str], path: str | os.PathLike[str], *, normalize: bool = True
 ) -> Path:
-    """Rows = true class, columns = predicted. Colour is the row share when ``normalize``;
-    cells show counts (up to 30 classes)."""
+    """Confusion matrix as a heat map: rows = true class, columns = predicted.
+
+    Colour is the share of the true class (row) when ``normalize``, else the count; non-zero
+    cells show their count (up to 30 classes; the figure grows with the number of classes).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "cm.png"
+    >>> plot_confusion_matrix([[5, 1], [0, 4]], ["cat", "dog"], path).name
+    'cm.png'
+    """
     cm = np.asarray(confusion, dtype=float)
     k = len(classes)
     shade = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
@@ -40,17 +48,27 @@ def plot_confusion_matrix(
 
 
 def plot_reliability(table: pd.DataFrame, path: str | os.PathLike[str], *, ece: float | None = None) -> Path:
-    """Accuracy per confidence bin against the diagonal of perfect calibration."""
+    """Accuracy per confidence bin (bars, sample count at the foot) against the diagonal of
+    perfect calibration; ``table`` is :func:`~labelwise.evaluate.metrics.reliability_table`'s.
+
+    >>> import tempfile
+    >>> from labelwise.evaluate.metrics import reliability_table
+    >>> path = Path(tempfile.mkdtemp()) / "reliability.png"
+    >>> plot_reliability(reliability_table([0, 1], [[.9, .1], [.3, .7]], 10), path, ece=0.2).stat().st_size > 0
+    True
+    """
     fig = new_figure(5, 4.5)
     ax = fig.add_subplot()
     used = table[table["count"] > 0]
-    width = (table["bin_upper"] - table["bin_lower"]).to_numpy()
-    ax.bar(used["bin_lower"], used["accuracy"], width=width[: len(used)] if len(used) else 0.1, align="edge",
+    width = (used["bin_upper"] - used["bin_lower"]).to_numpy()
+    ax.bar(used["bin_lower"], used["accuracy"], width=width, align="edge",
            edgecolor="#1f4e79", color="#6fa8dc", label="accuracy")
+    centre = (used["bin_lower"] + width / 2).to_numpy()
+    ax.plot(centre, used["confidence"], "_", color="#c0392b", markersize=12, markeredgewidth=2,
+            label="mean confidence")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for _, row in used.iterrows():
-        ax.text(row["bin_lower"] + (row["bin_upper"] - row["bin_lower"]) / 2, min(row["accuracy"] + 0.02, 0.97),
-                str(int(row["count"])), ha="center", fontsize=6)
+    for x, n in zip(centre, used["count"]):  # sample count at the foot of each bar
+        ax.text(x, 0.015, f"{int(n)}", ha="center", va="bottom", fontsize=6, rotation=90 if len(used) > 20 else 0)
     title = "reliability" + (f" (ECE {ece:.3f})" if ece is not None else "")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top class)", ylabel="accuracy", title=title)
     ax.legend(loc="upper left", fontsize=8)

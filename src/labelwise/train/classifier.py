@@ -26,6 +26,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from .._io import atomic_path
 from .._progress import track
+from .._run import config_differences
 from ..errors import LabelwiseError
 from ..features.torchvision_backbones import resolve_device
 from .augment import Augment, tta_views
@@ -477,7 +478,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             raise LabelwiseError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:100]}); delete it to start over") from None
         old = payload.get("fingerprint", {})
         if old != fingerprint:
-            diff = _differences(old, fingerprint)
+            diff = config_differences(old, fingerprint)
             raise LabelwiseError(
                 f"{path}: checkpoint was written with different settings ({diff}); use the same settings "
                 "to resume, or drop --resume to start over"
@@ -550,10 +551,3 @@ def _valid_metrics(y: np.ndarray, probs: torch.Tensor, n_classes: int) -> dict[s
         "valid_balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "valid_macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
     }
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    flat_old = {**old.get("params", {}), **{k: v for k, v in old.items() if k != "params"}}
-    flat_new = {**new.get("params", {}), **{k: v for k, v in new.items() if k != "params"}}
-    keys = sorted(k for k in set(flat_old) | set(flat_new) if flat_old.get(k) != flat_new.get(k))
-    return ", ".join(f"{k}: {flat_old.get(k)!r} then, {flat_new.get(k)!r} now" for k in keys[:4]) or "unknown"

@@ -17,7 +17,9 @@ import pandas as pd
 
 from .. import __version__
 from .._io import write_json, write_npy, write_table
+from .._run import config_differences, flatten
 from ..data import Dataset
+from ..data.table import probability_table
 from ..errors import LabelwiseError, require
 from .models import check_size, get_model_spec
 
@@ -358,32 +360,16 @@ def _check_resume(out: Path, config: dict[str, Any], resume: bool) -> None:
     if not path.exists():
         log.warning("--resume: %s has no earlier run; starting from the beginning", out)
         return
-    old = json.loads(path.read_text(encoding="utf-8"))
-    old, new = _flatten(old), _flatten(json.loads(json.dumps(config)))
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = config_differences(json.loads(path.read_text(encoding="utf-8")), json.loads(json.dumps(config)))
     if diff:
-        shown = "; ".join(f"{k}: {old.get(k)!r} before, {new.get(k)!r} now" for k in diff[:3])
         raise LabelwiseError(
-            f"{out}: --resume needs the same settings and data as the interrupted run, but {shown}"
-            f"{' …' if len(diff) > 3 else ''}; use the old settings or drop --resume (or use a new --out)"
+            f"{out}: --resume needs the same settings and data as the interrupted run, but {diff}; "
+            "use the old settings or drop --resume (or use a new --out)"
         )
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flatten(v, key + "."))
-        else:
-            flat[key] = v
-    return flat
-
-
 def _write_probs(stem: Path, sample_ids: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
-    frame = pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])
-    frame.insert(0, "sample_id", sample_ids)
-    write_table(stem.with_suffix(".csv"), frame)
+    write_table(stem.with_suffix(".csv"), probability_table(sample_ids, probs, classes))
     write_npy(stem.with_suffix(".npy"), probs.astype(np.float32))
 
 
@@ -431,7 +417,7 @@ def _trackers(out: Path, tensorboard: bool, mlflow: bool, config: dict[str, Any]
             if mlf.active_run():
                 mlf.end_run()
             mlf.start_run(run_name=f"fold-{k}")
-            mlf.log_params({k2: str(v) for k2, v in _flatten(config).items() if not k2.startswith("classes")})
+            mlf.log_params({k2: str(v) for k2, v in flatten(config).items() if not k2.startswith("classes")})
 
         def log_row(row: dict[str, Any]) -> None:
             step = int(row["epoch"])

@@ -15,6 +15,7 @@ import pandas as pd
 from .._io import write_table, write_text
 from ..data import Dataset
 from ..data.natural import natural_key
+from ..data.table import prob_columns
 from ..errors import LabelwiseError
 from .kfold import MODEL_FILE
 
@@ -140,7 +141,7 @@ def predict(
     labels, confidence, mean = combine(member_probs, vote)
     classes = np.asarray(ensemble.classes, dtype=object)
     result = pd.DataFrame({"sample_id": table["sample_id"], "path": table["path"], "label": classes[labels], "confidence": confidence})
-    probs = pd.DataFrame(mean, columns=[f"prob_{c}" for c in ensemble.classes])
+    probs = pd.DataFrame(mean, columns=prob_columns(ensemble.classes))
     result = pd.concat([result, probs], axis=1)
     if "label" in table and table["label"].notna().any():
         result["given_label"] = table["label"]  # last: the declared columns keep their places
