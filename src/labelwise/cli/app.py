@@ -356,6 +356,75 @@ def models() -> None:
 
 
 @app.command()
+def issues(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("issues"),
+    probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or its oof_probs.csv (default: a logistic regression on the embeddings, 5-fold).")] = None,
+    method: Annotated[str, typer.Option("--method", help="neighbors (default: best on bench/noise.py), ensemble or cleanlab.")] = "neighbors",
+    filter_by: Annotated[str, typer.Option("--filter-by", help="cleanlab's filter_by (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given).")] = "prune_by_noise_rate",
+    neighbors: Annotated[int, typer.Option("--neighbors", "-n", min=1, help="k nearest neighbours voting.")] = 20,
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Embeddings for the neighbour votes and the default probabilities.")] = "pixels",
+    size: Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Backbone weights (state_dict).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Issues shown in top_issues.png and the report.")] = 24,
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")] = True,
+    images: Images = None,
+    unlabeled: Unlabeled = None,
+    filename_col: FilenameCol = None,
+    label_col: LabelCol = None,
+    split_col: SplitCol = None,
+    suffix: Suffix = "",
+    labels_key: LabelsKey = None,
+    classes: Classes = None,
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    config: Config = None,
+) -> None:
+    """Find probably-wrong labels, ranked worst first: label_issues.csv, noise rate per class, top_issues.png."""
+    from ..noise import find_issues
+
+    with _command(out, "issues", locals()) as extra:
+        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
+        read.pop("n_jobs")
+        result = find_issues(data, out, probs=probs, method=method, filter_by=filter_by, k=neighbors, backbone=backbone,
+                             size=size, weights=weights, cache_dir=cache_dir, top=top, html=html, random_state=seed,
+                             n_jobs=jobs, **read)
+        extra.update(n_labeled=len(result.table), n_issues=result.n_issues, method=method)
+        out_console.print(f"{result.n_issues} of {len(result.table)} labels look wrong → {out / 'label_issues.csv'}")
+
+
+@app.command()
+def clean(
+    data: Data,
+    issues_file: Annotated[Path, typer.Option("--issues", help="label_issues.csv from `labelwise issues` (or its folder).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New labels table (.csv or .parquet); never the input.")],
+    policy: Annotated[str, typer.Option("--policy", help="relabel (take the suggested label), prune (remove the label) or review (export for a human).")] = "relabel",
+    ls_root: Annotated[Optional[Path], typer.Option("--ls-root", help="review: folder the Label Studio image URLs are relative to.")] = None,
+    images: Images = None,
+    unlabeled: Unlabeled = None,
+    filename_col: FilenameCol = None,
+    label_col: LabelCol = None,
+    split_col: SplitCol = None,
+    suffix: Suffix = "",
+    labels_key: LabelsKey = None,
+    classes: Classes = None,
+    jobs: Jobs = 2,
+    config: Config = None,
+) -> None:
+    """Apply label issues: a new labels table with label_source given / corrected / removed (review: Label Studio JSON + CSV)."""
+    from ..noise import clean as run_clean
+
+    with _command(out.parent, "clean", locals(), stem=out.stem) as extra:
+        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
+        read.pop("n_jobs")
+        ds = run_clean(data, issues_file, out, policy=policy, ls_root=ls_root, n_jobs=jobs, **read)
+        counts = ds.table["label_source"].fillna("unlabeled").value_counts().to_dict()
+        extra["label_source"] = counts
+        out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("labelwise-demo"),
     seed: Seed = 0,

@@ -252,7 +252,8 @@ def _write(out: Path, result: dict[str, Any], classes: list[str], *, html: bool,
             "FRR: positives predicted negative; HTER = (FAR + FRR) / 2."
         )
         if result["roc_auc"] is None:
-            rep.warning("only one class is present in the true labels: ROC-AUC (and the rate without samples) is undefined")
+            rep.warning("only one class is present in the true labels: ROC-AUC, HTER and the rate without samples "
+                        "are undefined")
     rep.paragraph(f"ECE over {len(reliability)} equal-width bins of the top-class confidence (0 = calibrated).")
     rep.heading("Per class")
     rep.table(per_class.round(4))

@@ -1,0 +1,21 @@
+"""Noisy labels: detectors of wrong labels, ``find_issues`` and ``clean_labels``."""
+
+from __future__ import annotations
+
+from .clean import clean, clean_labels, label_studio_tasks
+from .detectors import Detection, get_detector, list_detectors, neighbor_probs, register_detector
+from .issues import find_issues, label_issues, out_of_fold_head_probs
+
+__all__ = [
+    "Detection",
+    "clean",
+    "clean_labels",
+    "label_studio_tasks",
+    "find_issues",
+    "get_detector",
+    "label_issues",
+    "list_detectors",
+    "neighbor_probs",
+    "out_of_fold_head_probs",
+    "register_detector",
+]

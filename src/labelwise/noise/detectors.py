@@ -1,0 +1,145 @@
+"""Label-issue detectors: which given labels are probably wrong.
+
+Every detector returns a :class:`Detection` over the same ``n`` labeled samples:
+``is_issue`` (bool), ``quality`` (0–1, low = probably wrong) and ``suggested`` (class index).
+Detectors are registered by name; ``ensemble`` combines the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import LabelwiseError
+
+log = logging.getLogger("labelwise")
+
+
+@dataclass
+class Detection:
+    """One detector's verdict per sample (arrays of length ``n``)."""
+
+    is_issue: np.ndarray
+    quality: np.ndarray
+    suggested: np.ndarray
+    probs: np.ndarray | None = None  # the class probabilities the verdict came from
+
+
+Detector = Callable[..., Detection]
+_REGISTRY: dict[str, Detector] = {}
+
+
+def register_detector(fn: Detector) -> Detector:
+    """Register ``fn(labels, *, pred_probs, embeddings, **options) -> Detection`` under its name."""
+    _REGISTRY[fn.__name__.removeprefix("detect_")] = fn
+    return fn
+
+
+def list_detectors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_detector(name: str) -> Detector:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LabelwiseError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}") from None
+
+
+@register_detector
+def detect_cleanlab(
+    labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    filter_by: str = "prune_by_noise_rate",
+    **_: Any,
+) -> Detection:
+    """Confident learning (``cleanlab.filter.find_label_issues``) on out-of-fold probabilities.
+
+    ``filter_by``: any of cleanlab's (``prune_by_noise_rate``, ``prune_by_class``, ``both``,
+    ``confident_learning``, ``predicted_neq_given``, ...). Thresholds are per class, so rare
+    classes are judged against their own confidence level.
+    """
+    if pred_probs is None:
+        raise LabelwiseError("the cleanlab detector needs out-of-fold probabilities")
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    try:
+        mask = find_label_issues(labels, pred_probs, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
+    except ValueError as exc:
+        raise LabelwiseError(f"cleanlab: {str(exc).splitlines()[0]}") from None
+    quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")
+    return Detection(np.asarray(mask, bool), np.asarray(quality, float), pred_probs.argmax(1), pred_probs)
+
+
+def neighbor_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, k: int = 10) -> np.ndarray:
+    """Each sample's share of label votes among its ``k`` nearest neighbours (itself left
+    out; cosine distance), lightly smoothed so that no class has probability 0."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    k = min(k, len(x) - 1)
+    if k < 1:
+        raise LabelwiseError("the neighbors detector needs at least 2 labeled samples")
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)
+    # Drop each sample itself (usually column 0, but an exact duplicate may come first).
+    own = idx == np.arange(len(x))[:, None]
+    drop = np.where(own.any(1), own.argmax(1), k)
+    keep = np.ones_like(idx, bool)
+    keep[np.arange(len(x)), drop] = False
+    neigh = idx[keep].reshape(len(x), k)
+    votes = np.zeros((len(x), n_classes))
+    np.add.at(votes, (np.repeat(np.arange(len(x)), k), labels[neigh].ravel()), 1.0)
+    return (votes + 0.1) / (k + 0.1 * n_classes)
+
+
+@register_detector
+def detect_neighbors(
+    labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    k: int = 20,
+    n_classes: int | None = None,
+    **_: Any,
+) -> Detection:
+    """Training-free: confident learning on the label votes of the ``k`` nearest
+    neighbours in embedding space (per-class thresholds on the vote shares).
+
+    On bench/noise.py this beat flagging every sample that most neighbours outvote: that
+    rule found nearly every flip but cost precision wherever the embedding's own kNN error
+    is a few percent (MNIST on raw pixels: F1 0.876 vs 0.914 at 20% uniform noise)."""
+    if embeddings is None:
+        raise LabelwiseError("the neighbors detector needs embeddings")
+    n_classes = n_classes or int(labels.max()) + 1
+    return detect_cleanlab(labels, pred_probs=neighbor_probs(embeddings, labels, n_classes, k=k))
+
+
+@register_detector
+def detect_ensemble(
+    labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    k: int = 20,
+    n_classes: int | None = None,
+    filter_by: str = "prune_by_noise_rate",
+    **_: Any,
+) -> Detection:
+    """Confident learning on the mean of every probability source at hand: the model's
+    out-of-fold probabilities and the neighbour votes. The two err on different samples,
+    so their mean ranks wrong labels better than either."""
+    sources = []
+    if pred_probs is not None:
+        sources.append(pred_probs)
+    if embeddings is not None:
+        sources.append(neighbor_probs(embeddings, labels, n_classes or pred_probs.shape[1], k=k))
+    if not sources:
+        raise LabelwiseError("the ensemble detector needs probabilities, embeddings or both")
+    return detect_cleanlab(labels, pred_probs=np.mean(sources, axis=0), filter_by=filter_by)

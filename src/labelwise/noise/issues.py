@@ -1,0 +1,267 @@
+"""``issues``: rank the labeled images whose given label is probably wrong."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_npy, write_table
+from ..data import Dataset
+from ..data.table import prob_columns
+from ..errors import LabelwiseError
+from .detectors import get_detector, list_detectors
+
+log = logging.getLogger("labelwise")
+
+MIN_PER_CLASS = 5
+
+
+def label_issues(
+    labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    method: str = "neighbors",
+    k: int = 20,
+    filter_by: str = "prune_by_noise_rate",
+    n_classes: int | None = None,
+) -> pd.DataFrame:
+    """Array-level detection: one row per sample (positionally aligned with ``labels``).
+
+    Columns: ``suggested`` (class index), ``label_quality`` (0–1, low = probably wrong),
+    ``is_issue`` (the ``method``'s verdict) and ``vote_<detector>`` for every detector that
+    the given inputs allow (``cleanlab`` needs ``pred_probs``, ``neighbors`` ``embeddings``).
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, .1, (20, 2)) + [1, 0], rng.normal(0, .1, (20, 2)) + [0, 1]]
+    >>> y = np.r_[np.zeros(20, int), np.ones(20, int)]; y[3] = 1
+    >>> np.flatnonzero(label_issues(y, embeddings=X, method="neighbors")["is_issue"]).tolist()
+    [3]
+    """
+    labels = np.asarray(labels)
+    n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
+    options = dict(pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by)
+    usable = [name for name in list_detectors() if _usable(name, pred_probs, embeddings)]
+    if method not in usable:
+        get_detector(method)  # an unknown name: a clear error
+        need = "out-of-fold probabilities" if method == "cleanlab" else "embeddings"
+        raise LabelwiseError(f"detector {method!r} needs {need}")
+    votes = {name: get_detector(name)(labels, **options) for name in usable}
+    chosen = votes[method]
+    frame = pd.DataFrame(
+        {"suggested": chosen.suggested, "label_quality": chosen.quality, "is_issue": chosen.is_issue}
+    )
+    for name, det in votes.items():
+        frame[f"vote_{name}"] = det.is_issue
+    return frame
+
+
+def _usable(name: str, pred_probs: Any, embeddings: Any) -> bool:
+    return {"cleanlab": pred_probs is not None, "neighbors": embeddings is not None}.get(
+        name, pred_probs is not None or embeddings is not None
+    )
+
+
+def out_of_fold_head_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, random_state: int = 0) -> np.ndarray:
+    """Out-of-fold probabilities of a logistic regression on standardised ``embeddings``:
+    the fast probability source when no ``train`` run is given."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probs = np.zeros((len(labels), n_classes))
+    counts = np.bincount(labels, minlength=n_classes)
+    folds = max(2, min(folds, int(counts[counts > 0].min())))
+    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(embeddings, labels):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1))
+        model.fit(embeddings[train_idx], labels[train_idx])
+        probs[np.ix_(test_idx, model[-1].classes_)] = model.predict_proba(embeddings[test_idx])
+    return probs
+
+
+@dataclass
+class IssuesResult:
+    table: pd.DataFrame  # label_issues.csv
+    noise_rates: pd.DataFrame
+    method: str
+
+    @property
+    def n_issues(self) -> int:
+        return int(self.table["is_issue"].sum())
+
+
+def find_issues(
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    probs: str | os.PathLike[str] | pd.DataFrame | None = None,
+    backbone: str = "pixels",
+    size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    method: str = "neighbors",
+    k: int = 20,
+    filter_by: str = "prune_by_noise_rate",
+    folds: int = 5,
+    top: int = 24,
+    html: bool = True,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    **read_kwargs: Any,
+) -> IssuesResult:
+    """Find probably-wrong labels in ``data``, ranked worst first.
+
+    Probabilities: ``probs`` (a ``train`` folder's ``oof_probs.csv``, the folder itself, or a
+    table with ``sample_id`` and ``prob_<class>`` columns), else out-of-fold probabilities of
+    a logistic regression on the embeddings. Embeddings (``backbone``, cached) feed the
+    ``neighbors`` detector. ``method``: ``ensemble`` (default), ``cleanlab`` or ``neighbors``.
+
+    Writes ``label_issues.csv`` (``sample_id, path, given_label, suggested_label,
+    label_quality, is_issue, vote_<detector>``), ``noise_rates.csv``, ``top_issues.png`` and
+    ``report.md`` to ``out``.
+    """
+    from .. import load_dataset
+    from ..features import embed
+
+    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    labeled = ds.labeled.reset_index(drop=True)
+    if labeled.empty:
+        raise LabelwiseError(f"{ds.source or 'data'}: no labeled images")
+    lookup = {c: i for i, c in enumerate(ds.classes)}
+    y = labeled["label"].map(lookup).to_numpy(np.int64)
+    counts = np.bincount(y, minlength=len(ds.classes))
+    for name, c in zip(ds.classes, counts):
+        if 0 < c < MIN_PER_CLASS:
+            log.warning("class %r has only %d labeled image(s): its issues cannot be judged reliably", name, c)
+    pred_probs = None
+    if probs is not None:
+        pred_probs = read_probabilities(probs, labeled["sample_id"], ds.classes)
+        _warn_if_in_sample(pred_probs, y)
+    embeddings = None
+    if method != "cleanlab" or pred_probs is None:
+        embeddings = embed(
+            Dataset(labeled, ds.classes, source=ds.source), backbone=backbone, size=size, weights=weights,
+            cache_dir=cache_dir, random_state=random_state,
+        )
+    if pred_probs is None and method != "neighbors":
+        pred_probs = out_of_fold_head_probs(embeddings, y, len(ds.classes), folds=folds, random_state=random_state)
+    found = label_issues(y, pred_probs=pred_probs, embeddings=embeddings, method=method, k=k,
+                         filter_by=filter_by, n_classes=len(ds.classes))
+    classes = np.asarray(ds.classes, dtype=object)
+    table = pd.DataFrame({
+        "sample_id": labeled["sample_id"],
+        "path": labeled["path"],
+        "given_label": labeled["label"],
+        "suggested_label": classes[found["suggested"].to_numpy()],
+        "label_quality": found["label_quality"].round(6),
+        "is_issue": found["is_issue"],
+    })
+    for col in found.columns:
+        if col.startswith("vote_"):
+            table[col] = found[col]
+    table = table.sort_values(["is_issue", "label_quality"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    rates = (
+        table.groupby("given_label", sort=False)["is_issue"].agg(n="size", n_issues="sum")
+        .reindex([c for c, n in zip(ds.classes, counts) if n > 0])
+        .rename_axis("class").reset_index()
+    )
+    rates["estimated_noise_rate"] = (rates["n_issues"] / rates["n"]).round(4)
+    result = IssuesResult(table, rates, method)
+    if out is not None:
+        _write(Path(out), result, ds, pred_probs, labeled, top=top, html=html)
+    return result
+
+
+def read_probabilities(probs: Any, sample_ids: pd.Series, classes: list[str]) -> np.ndarray:
+    """Probabilities aligned with ``sample_ids``, checked against ``classes``."""
+    from ..evaluate.evaluate import HELD_OUT_FILES
+
+    where = "probabilities"
+    if not isinstance(probs, pd.DataFrame):
+        path = Path(probs)
+        if path.is_dir():
+            path = next((path / f for f in HELD_OUT_FILES if (path / f).is_file()), path / HELD_OUT_FILES[0])
+        if not path.is_file():
+            raise LabelwiseError(f"{path}: file not found")
+        where = str(path)
+        probs = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"sample_id": str})
+    columns = prob_columns(classes)
+    given = [c for c in probs.columns if str(c).startswith("prob_")]
+    if given != columns:
+        extra = sorted(set(given) - set(columns))
+        missing = [c for c in columns if c not in given]
+        what = f"no column {missing[0]!r}" if missing else f"column {extra[0]!r} is not a class" if extra else "columns out of order"
+        raise LabelwiseError(f"{where}: {what}; expected {', '.join(columns[:6])}{' …' if len(columns) > 6 else ''} (classes.json order)")
+    indexed = probs.set_index(probs["sample_id"].astype(str))[columns]
+    missing_ids = ~sample_ids.astype(str).isin(indexed.index)
+    if missing_ids.any():
+        raise LabelwiseError(f"{where}: no probabilities for sample_id {sample_ids[missing_ids].iloc[0]!r} ({int(missing_ids.sum())} missing)")
+    p = indexed.loc[sample_ids.astype(str)].to_numpy(np.float64)
+    sums = p.sum(1)
+    bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
+    if len(bad):
+        raise LabelwiseError(f"{where}: probabilities of sample_id {sample_ids.iloc[bad[0]]!r} sum to {sums[bad[0]]:.4f}, not 1")
+    return p / sums[:, None]
+
+
+def _warn_if_in_sample(probs: np.ndarray, y: np.ndarray) -> None:
+    accuracy = float((probs.argmax(1) == y).mean())
+    confidence = float(probs.max(1).mean())
+    if accuracy > 0.995 and confidence > 0.98:
+        log.warning(
+            "the probabilities agree with %.1f%% of the given labels at %.3f mean confidence: they look "
+            "in-sample (the model saw these labels). Use out-of-fold probabilities (train --folds K) "
+            "or wrong labels will be missed", 100 * accuracy, confidence,
+        )
+
+
+def _write(out: Path, result: IssuesResult, ds: Dataset, probs: np.ndarray | None, labeled: pd.DataFrame, *, top: int, html: bool) -> None:
+    from ..report import Report
+
+    write_table(out / "label_issues.csv", result.table)
+    write_table(out / "noise_rates.csv", result.noise_rates)
+    if probs is not None:
+        write_npy(out / "pred_probs.npy", probs.astype(np.float32))
+    worst = result.table[result.table["is_issue"]].head(top)
+    if len(worst):
+        _issue_grid(worst, out / "top_issues.png")
+    rep = Report("labelwise issues")
+    rep.paragraph(
+        f"{result.n_issues} of {len(result.table)} labeled images ({result.n_issues / max(len(result.table), 1):.1%}) "
+        f"have a probably wrong label (detector `{result.method}`)."
+    )
+    rep.heading("Estimated noise rate per class")
+    rep.table(result.noise_rates)
+    if len(worst):
+        rep.image(out / "top_issues.png", "top issues: given → suggested")
+        rep.heading("Worst issues")
+        rep.table(worst[["sample_id", "given_label", "suggested_label", "label_quality"]], max_rows=top, note_file="label_issues.csv")
+    rep.write(out / "report.md", html=html)
+
+
+def _issue_grid(rows: pd.DataFrame, path: Path) -> None:
+    from .._io import save_figure
+    from ..data import open_image
+    from ..report import new_figure
+
+    cols = min(8, len(rows))
+    nrows = -(-len(rows) // cols)
+    fig = new_figure(1.4 * cols, 1.6 * nrows)
+    for i, (_, row) in enumerate(rows.iterrows()):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        try:
+            image = open_image(row["path"], mode=None)
+            image.thumbnail((96, 96))
+            ax.imshow(np.asarray(image), cmap="gray" if image.mode in {"L", "1"} else None)
+        except (OSError, ValueError):
+            pass
+        ax.set_title(f"{row['given_label']} → {row['suggested_label']}", fontsize=7, color="#b00")
+        ax.axis("off")
+    save_figure(fig, path, dpi=100)

@@ -1,0 +1,142 @@
+"""Finding and fixing wrong labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_png
+from labelwise.cli.app import app
+from labelwise.errors import LabelwiseError
+from labelwise.noise import clean, find_issues, label_issues
+
+
+def _toy(n_per_class=40, k=4, seed=0):
+    """Well-separated blobs in 8-d, with matching confident probabilities."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(8)[:k] * 10
+    y = np.repeat(np.arange(k), n_per_class)
+    X = centres[y] + rng.normal(0, 0.5, (len(y), 8))
+    logits = -((X[:, None, :] - centres[None]) ** 2).sum(2) / 20
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    return X, y, probs / probs.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("method", ["cleanlab", "neighbors", "ensemble"])
+def test_planted_flips_are_all_found_and_clean_data_raises_none(method):
+    X, y, probs = _toy()
+    assert not label_issues(y, pred_probs=probs, embeddings=X, method=method)["is_issue"].any()
+    noisy = y.copy()
+    flipped = np.array([3, 50, 97, 140])
+    noisy[flipped] = (y[flipped] + 1) % 4
+    found = label_issues(noisy, pred_probs=probs, embeddings=X, method=method)
+    assert set(np.flatnonzero(found["is_issue"])) == set(flipped)
+    np.testing.assert_array_equal(found.loc[flipped, "suggested"], y[flipped])
+    assert found.loc[flipped, "label_quality"].max() < found.drop(index=flipped)["label_quality"].min()
+
+
+def test_permuting_the_class_order_changes_nothing():
+    X, y, probs = _toy(seed=1)
+    noisy = y.copy()
+    noisy[[5, 60, 130]] = (y[[5, 60, 130]] + 2) % 4
+    perm = np.array([2, 0, 3, 1])  # new index of each old class
+    a = label_issues(noisy, pred_probs=probs, embeddings=X)
+    inverse = np.argsort(perm)
+    b = label_issues(perm[noisy], pred_probs=probs[:, inverse], embeddings=X)
+    np.testing.assert_array_equal(a["is_issue"], b["is_issue"])
+    np.testing.assert_array_equal(perm[a["suggested"]], b["suggested"])
+    np.testing.assert_allclose(a["label_quality"], b["label_quality"])
+
+
+@pytest.fixture
+def noisy_folder(tmp_path):
+    """Three well-separated classes of 16×16 images (bright top half, bright left half,
+    checkerboard; 40 each, with pixel noise) and four images in the wrong class folder."""
+    rng = np.random.default_rng(0)
+    patterns = np.zeros((3, 16, 16))
+    patterns[0, :8] = 200
+    patterns[1, :, :8] = 200
+    patterns[2] = (np.indices((16, 16)).sum(0) // 4 % 2) * 200
+    root = tmp_path / "images"
+    wrong = {}
+    for c in (0, 1, 2):
+        for j in range(40):
+            pixels = np.clip(patterns[c] + rng.normal(0, 25, (16, 16)), 0, 255).astype(np.uint8)
+            folder = str((c + 1) % 3) if j < 2 and c != 2 else str(c)
+            write_png(root / folder / f"{c}_{j}.png", pixels)
+            if folder != str(c):
+                wrong[f"{folder}/{c}_{j}.png"] = str(c)
+    return root, wrong
+
+
+def test_find_issues_on_a_folder_then_clean(noisy_folder, tmp_path):
+    root, wrong = noisy_folder
+    result = find_issues(root, tmp_path / "issues", size=16, cache_dir=tmp_path / "cache")  # the images' own size
+    table = pd.read_csv(tmp_path / "issues" / "label_issues.csv", dtype=str)
+    flagged = table[table["is_issue"] == "True"]
+    # every planted flip is found, with its true class suggested, and nothing else
+    assert dict(zip(flagged["sample_id"], flagged["suggested_label"])) == wrong
+    assert table["is_issue"].head(len(flagged)).eq("True").all()  # issues first
+    quality = table["label_quality"].astype(float)
+    assert quality[table["is_issue"] == "True"].is_monotonic_increasing  # worst first
+    assert {"vote_neighbors", "vote_ensemble"} <= set(table.columns)
+    assert (tmp_path / "issues" / "top_issues.png").is_file()
+    rates = pd.read_csv(tmp_path / "issues" / "noise_rates.csv", dtype={"class": str}).set_index("class")
+    assert rates["n_issues"].sum() == result.n_issues == len(flagged)
+    assert rates["estimated_noise_rate"].to_dict() == (rates["n_issues"] / rates["n"]).round(4).to_dict()
+
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"file": [f"{p.parent.name}/{p.name}" for p in sorted(root.rglob("*.png"))],
+                  "label": [p.parent.name for p in sorted(root.rglob("*.png"))]}).to_csv(labels, index=False)
+    before = labels.read_bytes()
+    fixed = clean(labels, tmp_path / "issues", tmp_path / "clean.csv", images=root)
+    assert labels.read_bytes() == before  # the input is untouched
+    out = pd.read_csv(tmp_path / "clean.csv", dtype=str).set_index("sample_id")
+    assert (out.loc[list(wrong), "label"] == pd.Series(wrong)).all()
+    assert (out["label_source"] == "corrected").sum() == len(flagged)
+    assert set(out["label_source"]) == {"given", "corrected"}
+    assert json.loads((tmp_path / "classes.json").read_text()) == fixed.classes
+    pruned = clean(labels, tmp_path / "issues", tmp_path / "pruned.parquet", images=root, policy="prune")
+    gone = pruned.table.set_index("sample_id").loc[list(wrong)]
+    assert gone["label"].isna().all() and set(gone["label_source"]) == {"removed"}
+    clean(labels, tmp_path / "issues", tmp_path / "review.csv", images=root, policy="review")
+    tasks = json.loads((tmp_path / "review.label_studio.json").read_text())
+    assert {t["data"]["sample_id"] for t in tasks} == set(flagged["sample_id"])
+    assert all(t["data"]["image"].startswith("/data/local-files/?d=") for t in tasks)
+    assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} <= {"0", "1", "2"}
+    with pytest.raises(LabelwiseError, match="never overwrites its input"):
+        clean(labels, tmp_path / "issues", labels, images=root)
+
+
+def test_probabilities_that_do_not_fit_are_one_line_errors(noisy_folder, tmp_path):
+    root, _ = noisy_folder
+    from labelwise import load_dataset
+
+    ids = load_dataset(root).labeled["sample_id"]
+    good = pd.DataFrame(np.full((len(ids), 3), 1 / 3), columns=["prob_0", "prob_1", "prob_2"]).assign(sample_id=ids.to_numpy())
+    good.drop(columns="prob_2").to_csv(tmp_path / "p1.csv", index=False)
+    with pytest.raises(LabelwiseError, match="no column 'prob_2'"):
+        find_issues(root, probs=tmp_path / "p1.csv", method="cleanlab")
+    bad = good.copy()
+    bad.loc[0, "prob_0"] = 0.9
+    bad.to_csv(tmp_path / "p2.csv", index=False)
+    with pytest.raises(LabelwiseError, match="sum to 1.5667, not 1"):
+        find_issues(root, probs=tmp_path / "p2.csv", method="cleanlab")
+
+
+def test_cli_issues_then_clean(noisy_folder, tmp_path):
+    root, wrong = noisy_folder
+    runner = CliRunner()
+    r = runner.invoke(app, ["issues", str(root), "--out", str(tmp_path / "iss"), "--size", "16", "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    n = len(wrong)
+    assert f"{n} of 120 labels look wrong" in r.output
+    r = runner.invoke(app, ["clean", str(root), "--issues", str(tmp_path / "iss"), "--out", str(tmp_path / "c.csv")])
+    assert r.exit_code == 0, r.output
+    assert f"corrected {n}" in r.output
+    r = runner.invoke(app, ["issues", str(root), "--out", str(tmp_path / "x"), "--method", "magic"])
+    assert r.exit_code == 2 and "unknown detector 'magic'" in r.output
