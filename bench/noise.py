@@ -43,29 +43,52 @@ def add_noise(y: np.ndarray, kind: str, rate: float, k: int, seed: int) -> np.nd
     return noisy
 
 
+def cnn_oof(X: np.ndarray, y: np.ndarray, k: int, epochs: int, seed: int) -> np.ndarray:
+    """5-fold out-of-fold probabilities of the ``cnn`` trained on the noisy labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from labelwise.train import NeuralClassifier
+
+    images = np.clip(np.rint(X * 255), 0, 255).astype(np.uint8).reshape(len(X), 28, 28)
+    oof = np.zeros((len(y), k))
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=seed).split(images, y):
+        clf = NeuralClassifier("cnn", epochs=epochs, flip=False, label_smoothing=0.1, random_state=seed)
+        oof[te] = clf.fit(images[tr], y[tr]).predict_proba(images[te])
+    return oof
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="digits,mnist")
     ap.add_argument("--rates", default="0.1,0.2,0.4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cnn-epochs", type=int, default=0, help="also use 5-fold cnn out-of-fold probabilities (MNIST)")
+    ap.add_argument("--kinds", default="uniform,class-conditional")
     args = ap.parse_args()
     rows = []
     for name in args.datasets.split(","):
         X, y = load(name)
         k = int(y.max()) + 1
-        for kind in ("uniform", "class-conditional"):
+        for kind in args.kinds.split(","):
             for rate in map(float, args.rates.split(",")):
                 noisy = add_noise(y, kind, rate, k, args.seed)
                 truth = noisy != y
                 t0 = time.perf_counter()
                 probs = out_of_fold_head_probs(X, noisy, k, random_state=args.seed)
                 t_probs = time.perf_counter() - t0
-                for method in ("cleanlab", "neighbors", "ensemble"):
+                sources = {"": probs}
+                if args.cnn_epochs and name == "mnist":
+                    t_cnn = time.perf_counter()
+                    sources["cnn "] = cnn_oof(X, noisy, k, args.cnn_epochs, args.seed)
+                    log_seconds = time.perf_counter() - t_cnn
+                    print(f"cnn out-of-fold probabilities: {log_seconds:.0f} s", flush=True)
+                for prefix, source in sources.items():
+                  for method in ("cleanlab", "neighbors", "ensemble") if not prefix else ("cleanlab", "ensemble"):
                     t1 = time.perf_counter()
-                    found = label_issues(noisy, pred_probs=probs, embeddings=X, method=method, n_classes=k)
+                    found = label_issues(noisy, pred_probs=source, embeddings=X, method=method, n_classes=k)
                     p, r, f, _ = precision_recall_fscore_support(truth, found["is_issue"], average="binary", zero_division=0)
-                    rows.append({"data": name, "noise": kind, "rate": rate,
-                                 "detector": "anchor (cleanlab)" if method == "cleanlab" else method,
+                    label = "anchor (cleanlab)" if method == "cleanlab" and not prefix else prefix + method
+                    rows.append({"data": name, "noise": kind, "rate": rate, "detector": label,
                                  "precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3),
                                  "seconds": round(time.perf_counter() - t1 + t_probs, 1)})
                     print(json.dumps(rows[-1]), flush=True)

@@ -140,3 +140,13 @@ def test_cli_issues_then_clean(noisy_folder, tmp_path):
     assert f"corrected {n}" in r.output
     r = runner.invoke(app, ["issues", str(root), "--out", str(tmp_path / "x"), "--method", "magic"])
     assert r.exit_code == 2 and "unknown detector 'magic'" in r.output
+
+
+def test_issues_from_a_cnn_trained_k_fold_on_the_given_labels(noisy_folder, tmp_path):
+    pytest.importorskip("torch")
+    root, wrong = noisy_folder
+    result = find_issues(root, tmp_path / "iss", model="cnn", epochs=10, folds=3, method="ensemble")
+    oof = pd.read_csv(tmp_path / "iss" / "train" / "oof_probs.csv")
+    assert len(oof) == 120  # every labeled image got an out-of-fold row
+    flagged = result.table[result.table["is_issue"]]
+    assert dict(zip(flagged["sample_id"], flagged["suggested_label"])) == wrong

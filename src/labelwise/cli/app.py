@@ -360,6 +360,9 @@ def issues(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("issues"),
     probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or its oof_probs.csv (default: a logistic regression on the embeddings, 5-fold).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Train this model (e.g. cnn) k-fold on the given labels for out-of-fold probabilities.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model.")] = None,
+    folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Folds for the out-of-fold probabilities.")] = 5,
     method: Annotated[str, typer.Option("--method", help="neighbors (default: best on bench/noise.py), ensemble or cleanlab.")] = "neighbors",
     filter_by: Annotated[str, typer.Option("--filter-by", help="cleanlab's filter_by (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given).")] = "prune_by_noise_rate",
     neighbors: Annotated[int, typer.Option("--neighbors", "-n", min=1, help="k nearest neighbours voting.")] = 20,
@@ -387,7 +390,7 @@ def issues(
     with _command(out, "issues", locals()) as extra:
         read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
         read.pop("n_jobs")
-        result = find_issues(data, out, probs=probs, method=method, filter_by=filter_by, k=neighbors, backbone=backbone,
+        result = find_issues(data, out, probs=probs, model=model, epochs=epochs, folds=folds, method=method, filter_by=filter_by, k=neighbors, backbone=backbone,
                              size=size, weights=weights, cache_dir=cache_dir, top=top, html=html, random_state=seed,
                              n_jobs=jobs, **read)
         extra.update(n_labeled=len(result.table), n_issues=result.n_issues, method=method)

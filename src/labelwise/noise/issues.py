@@ -102,6 +102,8 @@ def find_issues(
     out: str | os.PathLike[str] | None = None,
     *,
     probs: str | os.PathLike[str] | pd.DataFrame | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
     backbone: str = "pixels",
     size: int | None = None,
     weights: str | os.PathLike[str] | None = None,
@@ -119,8 +121,9 @@ def find_issues(
     """Find probably-wrong labels in ``data``, ranked worst first.
 
     Probabilities: ``probs`` (a ``train`` folder's ``oof_probs.csv``, the folder itself, or a
-    table with ``sample_id`` and ``prob_<class>`` columns), else out-of-fold probabilities of
-    a logistic regression on the embeddings. Embeddings (``backbone``, cached) feed the
+    table with ``sample_id`` and ``prob_<class>`` columns); else, with ``model`` (e.g.
+    ``cnn``), a ``folds``-fold ensemble is trained on the given labels (in ``out/train``)
+    for its out-of-fold probabilities; else a logistic regression on the embeddings. Embeddings (``backbone``, cached) feed the
     ``neighbors`` detector. ``method``: ``ensemble`` (default), ``cleanlab`` or ``neighbors``.
 
     Writes ``label_issues.csv`` (``sample_id, path, given_label, suggested_label,
@@ -141,6 +144,15 @@ def find_issues(
         if 0 < c < MIN_PER_CLASS:
             log.warning("class %r has only %d labeled image(s): its issues cannot be judged reliably", name, c)
     pred_probs = None
+    if probs is None and model is not None:
+        from ..train import train
+
+        if out is None:
+            raise LabelwiseError("training a model for the probabilities needs an output folder (out)")
+        train(Dataset(labeled.assign(split="train"), ds.classes, source=ds.source), Path(out) / "train",
+              model=model, folds=folds, epochs=epochs, flip=False, random_state=random_state, html=False,
+              n_jobs=n_jobs)
+        probs = Path(out) / "train"
     if probs is not None:
         pred_probs = read_probabilities(probs, labeled["sample_id"], ds.classes)
         _warn_if_in_sample(pred_probs, y)

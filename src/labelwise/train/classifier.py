@@ -60,7 +60,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         equally often, with replacement).
     label_smoothing : cross-entropy label smoothing.
     patience : stop after this many epochs without improvement of ``monitor`` on the
-        validation data (needs ``X_valid``); the best weights are restored. None: no stopping.
+        validation data (needs ``X_valid``); the best weights are restored (ties go to the
+        lower validation loss). None: train all epochs and keep the last weights.
     monitor : ``balanced_accuracy``, ``accuracy``, ``macro_f1`` or ``valid_loss``.
     freeze : torchvision models: train only the new head.
     weights : torchvision models: a state_dict file, or ``"hub"`` for the cached official file.
@@ -247,8 +248,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 probs = self._predict_tensor(xv)
                 row.update(_valid_metrics(yv, probs, self.n_classes_))
                 key = self.monitor if self.monitor == "valid_loss" else f"valid_{self.monitor}"
-                score = MONITORS[self.monitor] * row[key]
-                if score > state["best_score"] + 1e-9:
+                # Ties (accuracy often plateaus at 1.0 on easy folds) go to the lower loss, or the
+                # first epoch to reach the plateau would be kept, barely trained.
+                score = MONITORS[self.monitor] * row[key] - 1e-6 * row["valid_loss"]
+                if score > state["best_score"] + 1e-12:
                     state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_state=_copy_state(self.module_))
                 else:
                     state["bad_epochs"] += 1
@@ -269,8 +272,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 self._save_checkpoint(ckpt_path, fingerprint, state, opt, sched, scaler)
         if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
             self.stopped_early_ = True
-        if state["best_state"] is not None:
+        if self.patience is not None and state["best_state"] is not None:
             self.module_.load_state_dict(state["best_state"])
+        else:  # no early stopping: the model is the last epoch's
+            state["best_epoch"] = state["epoch"]
         self.best_epoch_ = int(state["best_epoch"])
         self.history_ = pd.DataFrame(state["history"])
         self.module_.eval()
