@@ -14,7 +14,7 @@ import pandas as pd
 
 from .._io import write_json, write_table
 from ..data import Dataset
-from ..data.table import PROB_PREFIX, prob_columns
+from ..data.table import PROB_PREFIX, checked_probabilities, read_probability_table
 from ..errors import LabelwiseError
 from .metrics import classification_metrics, reliability_table
 
@@ -66,7 +66,7 @@ def evaluate(
             test_part = folder / "test_probs.csv"
         predictions = held
     source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "DataFrame"
-    frame = _read_predictions(predictions)
+    frame = read_probability_table(predictions)
     class_list = _classes(classes, predictions, frame)
     if labels is None:
         raise LabelwiseError(f"{source}: no true labels given; pass labels (--labels DATA)")
@@ -74,7 +74,7 @@ def evaluate(
     result = _score(frame, truth, class_list, source, positive, n_bins)
     if test_part is not None:
         try:
-            result["test"] = _score(_read_predictions(test_part), truth, class_list, str(test_part), positive, n_bins)
+            result["test"] = _score(read_probability_table(test_part), truth, class_list, str(test_part), positive, n_bins)
         except _NoMatch as exc:  # e.g. --labels that cover the training rows only
             log.warning("%s; the test split is not evaluated", exc)
             test_part = None
@@ -96,31 +96,7 @@ def _score(
     frame: pd.DataFrame, truth: pd.Series, classes: list[str], source: str, positive: Any, n_bins: int
 ) -> dict[str, Any]:
     """Check ``frame`` (sample_id + prob_<class>), join it to ``truth`` and compute the metrics."""
-    columns = prob_columns(classes)
-    missing = [c for c in columns if c not in frame]
-    if missing:
-        raise LabelwiseError(
-            f"{source}: no column {missing[0]!r}; expected one prob_<class> column per class of {classes}"
-        )
-    extra = [str(c) for c in frame.columns if str(c).startswith(PROB_PREFIX) and str(c) not in columns]
-    if extra:
-        raise LabelwiseError(f"{source}: column {extra[0]!r} is not one of the classes {classes}")
-    if len(frame) == 0:
-        raise LabelwiseError(f"{source}: no prediction rows")
-    ids = frame["sample_id"].astype(str)
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        raise LabelwiseError(f"{source}: sample_id {dup.iloc[0]!r} appears more than once")
-    try:
-        probs = frame[columns].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise LabelwiseError(f"{source}: the prob_<class> columns must hold numbers") from None
-    sums = probs.sum(1)
-    off = ~np.isfinite(sums) | (np.abs(sums - 1) > 1e-3)
-    bad = np.flatnonzero(off | (probs < -1e-6).any(1) | (probs > 1 + 1e-6).any(1))
-    if len(bad):
-        what = f"sum to {sums[bad[0]]:.4f}, not 1" if off[bad[0]] else "are not all in [0, 1]"
-        raise LabelwiseError(f"{source}: probabilities of sample_id {ids.iloc[bad[0]]!r} {what}")
+    ids, probs = checked_probabilities(frame, classes, source)
     given = truth.reindex(ids).to_numpy()
     has = pd.notna(given)
     if not has.any():
@@ -140,32 +116,6 @@ def _score(
     result["n_skipped"] = int((~has).sum())
     result["_reliability"] = reliability_table(y, probs[has], n_bins)
     return result
-
-
-def _read_predictions(predictions: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
-    if isinstance(predictions, pd.DataFrame):
-        frame = predictions
-        where = "predictions"
-    else:
-        path = Path(predictions)
-        where = str(path)
-        if not path.is_file():
-            raise LabelwiseError(f"{path}: file not found")
-        try:
-            suffix = path.suffix.lower()
-            if suffix == ".parquet":
-                frame = pd.read_parquet(path)
-            elif suffix in {".csv", ".tsv", ".tab"}:
-                frame = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype={"sample_id": str})
-            else:  # sniff the separator
-                frame = pd.read_csv(path, sep=None, engine="python", dtype={"sample_id": str})
-        except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
-            raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
-    if "sample_id" not in frame:
-        raise LabelwiseError(f"{where}: no sample_id column; columns are {', '.join(map(str, frame.columns[:8]))}")
-    if not any(str(c).startswith(PROB_PREFIX) for c in frame.columns):
-        raise LabelwiseError(f"{where}: no prob_<class> columns")
-    return frame
 
 
 def _classes(classes: Any, predictions: Any, frame: pd.DataFrame) -> list[str]:

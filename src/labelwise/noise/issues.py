@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._io import write_npy, write_table
 from ..data import Dataset
-from ..data.table import prob_columns
+from ..data.table import checked_probabilities, read_probability_table
 from ..errors import LabelwiseError
 from .detectors import get_detector, list_detectors
 
@@ -192,35 +192,22 @@ def find_issues(
 
 
 def read_probabilities(probs: Any, sample_ids: pd.Series, classes: list[str]) -> np.ndarray:
-    """Probabilities aligned with ``sample_ids``, checked against ``classes``."""
+    """Probabilities aligned with ``sample_ids``, checked against ``classes``; ``probs`` may
+    be a ``train`` folder (its out-of-fold file), a file or a DataFrame."""
     from ..evaluate.evaluate import HELD_OUT_FILES
 
-    where = "probabilities"
-    if not isinstance(probs, pd.DataFrame):
-        path = Path(probs)
-        if path.is_dir():
-            path = next((path / f for f in HELD_OUT_FILES if (path / f).is_file()), path / HELD_OUT_FILES[0])
-        if not path.is_file():
-            raise LabelwiseError(f"{path}: file not found")
-        where = str(path)
-        probs = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"sample_id": str})
-    columns = prob_columns(classes)
-    given = [c for c in probs.columns if str(c).startswith("prob_")]
-    if given != columns:
-        extra = sorted(set(given) - set(columns))
-        missing = [c for c in columns if c not in given]
-        what = f"no column {missing[0]!r}" if missing else f"column {extra[0]!r} is not a class" if extra else "columns out of order"
-        raise LabelwiseError(f"{where}: {what}; expected {', '.join(columns[:6])}{' …' if len(columns) > 6 else ''} (classes.json order)")
-    indexed = probs.set_index(probs["sample_id"].astype(str))[columns]
-    missing_ids = ~sample_ids.astype(str).isin(indexed.index)
-    if missing_ids.any():
-        raise LabelwiseError(f"{where}: no probabilities for sample_id {sample_ids[missing_ids].iloc[0]!r} ({int(missing_ids.sum())} missing)")
-    p = indexed.loc[sample_ids.astype(str)].to_numpy(np.float64)
-    sums = p.sum(1)
-    bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
-    if len(bad):
-        raise LabelwiseError(f"{where}: probabilities of sample_id {sample_ids.iloc[bad[0]]!r} sum to {sums[bad[0]]:.4f}, not 1")
-    return p / sums[:, None]
+    if not isinstance(probs, pd.DataFrame) and Path(probs).is_dir():
+        folder = Path(probs)
+        probs = next((folder / f for f in HELD_OUT_FILES if (folder / f).is_file()), folder / HELD_OUT_FILES[0])
+    where = "probabilities" if isinstance(probs, pd.DataFrame) else str(probs)
+    ids, p = checked_probabilities(read_probability_table(probs), classes, where)
+    position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
+    wanted = sample_ids.astype(str)
+    missing = ~wanted.isin(position.index)
+    if missing.any():
+        raise LabelwiseError(f"{where}: no probabilities for sample_id {wanted[missing].iloc[0]!r} ({int(missing.sum())} missing)")
+    p = p[position.loc[wanted].to_numpy()]
+    return p / p.sum(1, keepdims=True)
 
 
 def _warn_if_in_sample(probs: np.ndarray, y: np.ndarray) -> None:

@@ -204,26 +204,16 @@ def train(
     features: dict[str, Any] = {"input": spec.input}
     rows = pd.concat([pool, test])
     if spec.input == "pixels":
-        from .pixels import infer_channels, infer_size, load_pixels
+        from .pixels import infer_channels, infer_size
 
         size = size or spec.default_size or infer_size(rows)
         check_size(spec, size)
-        channels = spec.channels or infer_channels(rows)
-        features.update(size=size, channels=channels)
-        X_all = load_pixels(rows["path"].tolist(), size, channels, n_jobs=n_jobs)
+        features.update(size=size, channels=spec.channels or infer_channels(rows))
     else:
-        from ..features import embed
-
-        X_all = embed(
-            Dataset(rows.reset_index(drop=True), ds.classes, source=ds.source),
-            backbone=backbone,
-            size=size,
-            weights=weights,
-            cache_dir=cache_dir,
-            device=device,
-            random_state=random_state,
-        )
-        features.update(backbone=backbone, size=size, weights=str(weights) if weights else None, dim=int(X_all.shape[1]))
+        features.update(backbone=backbone, size=size, weights=str(weights) if weights else None, random_state=random_state)
+    X_all = load_inputs(features, rows, ds.classes, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
+    if spec.input == "embedding":
+        features["dim"] = int(X_all.shape[1])
     X_pool, X_test = X_all[: len(pool)], X_all[len(pool) :]
 
     config = {"params": {k: v for k, v in params.items() if k != "device"}, "features": features,
@@ -306,6 +296,28 @@ def train(
                          seconds=round(time.perf_counter() - t_start, 2))
     _write_report(out, result, held_name, html=html)
     return result
+
+
+def load_inputs(
+    features: dict[str, Any], table: pd.DataFrame, classes: list[str], *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2
+) -> np.ndarray:
+    """What a model described by ``features`` (``model.json``) takes for ``table``'s images:
+    decoded pixels, or embeddings from the same backbone, size, weights and seed (cached)."""
+    if features["input"] == "pixels":
+        from .pixels import load_pixels
+
+        return load_pixels(table["path"].tolist(), int(features["size"]), int(features["channels"]), n_jobs=n_jobs)
+    from ..features import embed
+
+    return embed(
+        Dataset(table.reset_index(drop=True), classes),
+        backbone=features["backbone"],
+        size=features.get("size"),
+        weights=features.get("weights"),
+        cache_dir=cache_dir,
+        device=device,
+        random_state=features.get("random_state", 0),
+    )
 
 
 # ---------------------------------------------------------------- helpers

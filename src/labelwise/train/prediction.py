@@ -17,7 +17,7 @@ from ..data import Dataset
 from ..data.natural import natural_key
 from ..data.table import prob_columns
 from ..errors import LabelwiseError
-from .kfold import MODEL_FILE
+from .kfold import MODEL_FILE, load_inputs
 
 log = logging.getLogger("labelwise")
 
@@ -52,22 +52,8 @@ class Ensemble:
         return cls(folder, list(meta["classes"]), dict(meta["features"]), members)
 
     def inputs(self, table: pd.DataFrame, *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2) -> np.ndarray:
-        """The model input for ``table``'s images: decoded pixels or (cached) embeddings."""
-        f = self.features
-        if f["input"] == "pixels":
-            from .pixels import load_pixels
-
-            return load_pixels(table["path"].tolist(), int(f["size"]), int(f["channels"]), n_jobs=n_jobs)
-        from ..features import embed
-
-        return embed(
-            Dataset(table.reset_index(drop=True), self.classes),
-            backbone=f["backbone"],
-            size=f.get("size"),
-            weights=f.get("weights"),
-            cache_dir=cache_dir,
-            device=device,
-        )
+        """The model input for ``table``'s images, prepared as in training."""
+        return load_inputs(self.features, table, self.classes, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
 
     def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int | None = None) -> np.ndarray:
         """Per-member probabilities, shape ``(n_members, n, n_classes)``."""
