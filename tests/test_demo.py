@@ -51,6 +51,14 @@ def test_demo_end_to_end(tmp_path):
     # the ensemble is right on most images whose given label is wrong or missing
     assert run["result"]["held_out_accuracy_vs_truth"] > 0.9
     assert run["result"]["unlabeled_accuracy_vs_truth"] > 0.9
+    # issues → clean → retrain: most flagged labels are truly wrong, and most wrong ones are found
+    issues = pd.read_csv(out / "issues" / "label_issues.csv", dtype=str)
+    flagged = issues.loc[issues["is_issue"] == "True", "sample_id"]
+    assert t.loc[flagged, "flipped"].mean() > 0.9 and t.loc[flagged, "flipped"].sum() > 0.7 * t["flipped"].sum()
+    cleaned = pd.read_csv(out / "clean" / "labels.csv", dtype=str).set_index("sample_id")
+    assert (cleaned.loc[flagged, "label_source"] == "corrected").all()
+    assert run["result"]["held_out_accuracy_vs_truth_after_cleaning"] >= run["result"]["held_out_accuracy_vs_truth"] - 0.01
+    assert "after issues → clean → retrain" in result.output.replace("\n", " ")
     assert str(out / "explore") in result.output
 
     # a second run with another seed replaces the demo's own folder without stale files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -150,3 +151,61 @@ def test_issues_from_a_cnn_trained_k_fold_on_the_given_labels(noisy_folder, tmp_
     assert len(oof) == 120  # every labeled image got an out-of-fold row
     flagged = result.table[result.table["is_issue"]]
     assert dict(zip(flagged["sample_id"], flagged["suggested_label"])) == wrong
+
+
+def test_in_sample_probabilities_and_tiny_classes_are_warned_about(noisy_folder, tmp_path, caplog):
+    root, _ = noisy_folder
+    from labelwise import load_dataset
+
+    ds = load_dataset(root)
+    ids, given = ds.labeled["sample_id"].to_numpy(), ds.labeled["label"].to_numpy()
+    # probabilities that repeat every given label with certainty: a model that saw them
+    memorised = pd.DataFrame({f"prob_{c}": (given == c).astype(float) for c in ds.classes}).assign(sample_id=ids)
+    with caplog.at_level("WARNING", logger="labelwise"):
+        result = find_issues(root, probs=memorised, method="cleanlab")
+    assert "look in-sample" in caplog.text
+    assert result.n_issues == 0  # and indeed nothing is found: why the warning matters
+    caplog.clear()
+    write_png(root / "3" / "lonely.png", np.full((16, 16), 90, np.uint8))
+    with caplog.at_level("WARNING", logger="labelwise"):
+        find_issues(root, size=16, method="neighbors")
+    assert "class '3' has only 1 labeled image" in caplog.text
+    if importlib.util.find_spec("torch"):  # k-fold training cannot split it at all: one line
+        with pytest.raises(LabelwiseError, match="class '3' has 1 labeled image, fewer than --folds 5"):
+            find_issues(root, tmp_path / "k")
+
+
+def test_probabilities_of_a_train_folder_cover_its_held_out_split(noisy_folder, tmp_path):
+    root, _ = noisy_folder
+    from labelwise import load_dataset
+    from labelwise.noise import read_probabilities
+
+    ids = load_dataset(root).labeled["sample_id"].astype(str)
+    cols = ["prob_0", "prob_1", "prob_2"]
+    folder = tmp_path / "train"
+    folder.mkdir()
+    probs = pd.DataFrame(np.tile([0.8, 0.1, 0.1], (len(ids), 1)), columns=cols).assign(sample_id=ids.to_numpy())
+    probs.iloc[:100].to_csv(folder / "oof_probs.csv", index=False)
+    probs.iloc[100:].assign(prob_0=0.1, prob_2=0.8).to_csv(folder / "test_probs.csv", index=False)
+    got = read_probabilities(folder, ids.iloc[::-1], ["0", "1", "2"])  # aligned by sample_id, not position
+    assert got.shape == (len(ids), 3)
+    np.testing.assert_allclose(got[:len(ids) - 100, 2], 0.8)
+    np.testing.assert_allclose(got[len(ids) - 100:, 0], 0.8)
+    (folder / "test_probs.csv").unlink()
+    with pytest.raises(LabelwiseError, match=r"no probabilities for sample_id .* \(20 missing\)"):
+        read_probabilities(folder, ids, ["0", "1", "2"])
+
+
+def test_training_dynamics_as_the_probability_source(noisy_folder, tmp_path):
+    pytest.importorskip("torch")
+    root, wrong = noisy_folder
+    result = find_issues(root, tmp_path / "iss", source="dynamics", epochs=6)
+    dyn = pd.read_csv(tmp_path / "iss" / "train" / "dynamics_probs.csv", dtype={"sample_id": str})
+    assert len(dyn) == 120 and not (tmp_path / "iss" / "train" / "oof_probs.csv").exists()  # one model, all rows
+    np.testing.assert_allclose(dyn.filter(like="prob_").sum(1), 1, atol=1e-6)
+    # 120 images are memorised quickly, so a verdict is not promised here (that is why
+    # source="auto" takes out-of-fold probabilities for small sets), but the ranking holds:
+    worst = result.table.sort_values("label_quality").head(len(wrong))
+    assert dict(zip(worst["sample_id"], worst["suggested_label"])) == wrong
+    with pytest.raises(LabelwiseError, match="unknown probability source 'magic'"):
+        find_issues(root, tmp_path / "x", source="magic")

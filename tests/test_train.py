@@ -53,6 +53,26 @@ def test_cnn_learns_digits_and_same_seed_gives_same_metrics(digits):
     assert not np.array_equal(a.predict_proba(X[va]), c.predict_proba(X[va]))
 
 
+def test_training_dynamics_and_the_networks_own_features(digits):
+    X, y = _digits16(digits)
+    noisy = y.copy()
+    noisy[:6] = (y[:6] + 1) % 3  # six wrong labels
+    clf = NeuralClassifier("cnn", epochs=5, batch_size=32, flip=False, random_state=0)
+    clf.fit(X, noisy, track_train_probs=True)
+    dyn = clf.train_probs_.astype(np.float64)
+    assert dyn.shape == (5, len(y), 3)
+    drawn = ~np.isnan(dyn).any(2)
+    # 180 images in batches of 32: 5 full batches a epoch, the other 20 wait for the next shuffle
+    assert (drawn.sum(1) == 160).all()
+    np.testing.assert_allclose(dyn[drawn].sum(1), 1, atol=1e-2)
+    mean = np.nanmean(dyn, 0)
+    given = mean[np.arange(len(y)), noisy]
+    assert given[:6].mean() < given[6:].mean() - 0.3  # wrong labels are fitted last
+    assert not hasattr(NeuralClassifier("cnn", epochs=1).fit(X, y), "train_probs_")
+    features = clf.transform(X[:7])
+    assert features.shape == (7, clf.module_.head[-1].in_features) and np.isfinite(features).all()
+
+
 def test_early_stopping_stops_and_restores_best_weights(digits):
     X, y = _digits16(digits)
     y_random = np.random.default_rng(1).permutation(y)  # nothing to learn: validation stalls

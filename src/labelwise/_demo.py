@@ -79,6 +79,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     from .data.explore import explore
     from .evaluate import evaluate
     from .features import embed
+    from .noise import clean, find_issues
     from .train import predict, train
 
     out = Path(out)
@@ -124,6 +125,23 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     outputs["evaluate"] = str(out / "evaluate" / "report.md")
 
     t = time.time()
+    # Wrong labels: found from the ensemble's out-of-fold probabilities and neighbour votes,
+    # corrected, and the ensemble retrained on the cleaned labels.
+    found = find_issues(ds, out / "issues", probs=out / "train", cache_dir=out / "cache", random_state=seed)
+    cleaned = clean(ds, found.table, out / "clean" / "labels.csv", policy="relabel")
+    timings["issues"] = time.time() - t
+    outputs["issues"] = str(out / "issues" / "label_issues.csv")
+    outputs["clean"] = str(out / "clean" / "labels.csv")
+    t = time.time()
+    train(cleaned, out / "retrain", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid", random_state=seed)
+    after = evaluate(out / "retrain" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-retrained")
+    timings["retrain"] = time.time() - t
+    outputs["retrain"] = str(out / "retrain" / "report.md")
+    flipped = truth.set_index("sample_id")["flipped"]
+    flagged = found.table.set_index("sample_id")["is_issue"]
+    hits = int((flagged & flipped.reindex(flagged.index)).sum())
+
+    t = time.time()
     predictions = predict(
         out / "train", out / "images" / "_unlabeled", out / "predict", ordered_txt=out / "predict" / "labels.txt"
     )
@@ -140,6 +158,10 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
         "embedding_dim": int(vectors.shape[1]),
         "held_out_accuracy_vs_given": trained.test["accuracy"] if trained.test else None,
         "held_out_accuracy_vs_truth": on_truth["accuracy"],
+        "n_issues": found.n_issues,
+        "issues_precision": hits / max(found.n_issues, 1),
+        "issues_recall": hits / max(int(flipped.sum()), 1),
+        "held_out_accuracy_vs_truth_after_cleaning": after["accuracy"],
         "unlabeled_accuracy_vs_truth": float(
             (predictions["label"].to_numpy() == unlabeled_truth.reindex(unlabeled_ids).to_numpy()).mean()
         ),

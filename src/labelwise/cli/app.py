@@ -359,14 +359,16 @@ def models() -> None:
 def issues(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("issues"),
-    probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or its oof_probs.csv (default: a logistic regression on the embeddings, 5-fold).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Train this model (e.g. cnn) k-fold on the given labels for out-of-fold probabilities.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model.")] = None,
+    probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or a sample_id, prob_<class> table (default: train --model on the given labels).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model trained on the given labels for the probabilities (see `labelwise models`), or `head`: a 5-fold logistic regression on the embeddings (fast, weaker).")] = "cnn",
+    source: Annotated[str, typer.Option("--source", help="oof: --folds models, out-of-fold probabilities; dynamics: one model on all labels, softmax averaged over its epochs (--folds times faster); auto: oof below 10,000 labeled images.")] = "auto",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 30 with dynamics, 8 with oof).")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror images when training --model (photos yes; digits and text no).")] = False,
     folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Folds for the out-of-fold probabilities.")] = 5,
-    method: Annotated[str, typer.Option("--method", help="neighbors (default: best on bench/noise.py), ensemble or cleanlab.")] = "neighbors",
+    method: Annotated[str, typer.Option("--method", help="ensemble (default: best on bench/noise.py), cleanlab or neighbors (training-free).")] = "ensemble",
     filter_by: Annotated[str, typer.Option("--filter-by", help="cleanlab's filter_by (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given).")] = "prune_by_noise_rate",
     neighbors: Annotated[int, typer.Option("--neighbors", "-n", min=1, help="k nearest neighbours voting.")] = 20,
-    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Embeddings for the neighbour votes and the default probabilities.")] = "pixels",
+    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels).")] = None,
     size: Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Backbone weights (state_dict).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")] = None,
@@ -390,7 +392,7 @@ def issues(
     with _command(out, "issues", locals()) as extra:
         read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
         read.pop("n_jobs")
-        result = find_issues(data, out, probs=probs, model=model, epochs=epochs, folds=folds, method=method, filter_by=filter_by, k=neighbors, backbone=backbone,
+        result = find_issues(data, out, probs=probs, model=model, source=source, epochs=epochs, train_options={"flip": flip}, folds=folds, method=method, filter_by=filter_by, k=neighbors, backbone=backbone,
                              size=size, weights=weights, cache_dir=cache_dir, top=top, html=html, random_state=seed,
                              n_jobs=jobs, **read)
         extra.update(n_labeled=len(result.table), n_issues=result.n_issues, method=method)
@@ -439,9 +441,20 @@ def demo(
     with _command(out, "demo", locals()) as extra:
         result = run_demo(out, seed=seed)
         extra.update(result)
+        out_console.print(
+            f"wrong labels: {result['n_issues']} flagged ({result['issues_precision']:.0%} of them truly wrong, "
+            f"{result['issues_recall']:.0%} of the {result['n_flipped']} planted found)"
+        )
+        out_console.print(
+            f"held-out accuracy vs the true labels: {result['held_out_accuracy_vs_truth']:.1%} trained on the given labels, "
+            f"{result['held_out_accuracy_vs_truth_after_cleaning']:.1%} after issues → clean → retrain"
+        )
         out_console.print(f"demo outputs in {out}/")
         for step, path in result["outputs"].items():
             out_console.print(f"  {step:<10} {path}")
+
+
+from . import crowd as _crowd  # noqa: E402,F401 - registers aggregate, tasks and propagate
 
 
 def main() -> None:

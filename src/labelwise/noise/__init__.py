@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from .clean import clean, clean_labels, label_studio_tasks
+from .clean import clean, clean_labels
 from .detectors import Detection, get_detector, list_detectors, neighbor_probs, register_detector
-from .issues import find_issues, label_issues, out_of_fold_head_probs
+from .issues import find_issues, label_issues, out_of_fold_head_probs, read_probabilities
 
 __all__ = [
     "Detection",
     "clean",
     "clean_labels",
-    "label_studio_tasks",
     "find_issues",
     "get_detector",
     "label_issues",
     "list_detectors",
     "neighbor_probs",
     "out_of_fold_head_probs",
+    "read_probabilities",
     "register_detector",
 ]

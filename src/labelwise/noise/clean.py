@@ -6,11 +6,11 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 from .._io import write_json, write_table
+from ..crowd.tasks import label_studio_tasks
 from ..data import Dataset
 from ..errors import LabelwiseError
 
@@ -57,30 +57,6 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
     return out
 
 
-def label_studio_tasks(issues: pd.DataFrame, *, root: str | os.PathLike[str] | None = None,
-                       from_name: str = "choice", to_name: str = "image", model_version: str = "labelwise-issues") -> list[dict[str, Any]]:
-    """Label Studio import tasks for the flagged issues: the image as a local-files URL
-    (relative to ``root``, default the images' common folder), our ``sample_id`` in ``data``,
-    and the suggested label as a prediction whose ``score`` is the label quality."""
-    rows = issues[issues["is_issue"].astype(bool)]
-    paths = [os.path.abspath(p) for p in rows["path"]]
-    base = os.path.abspath(root) if root is not None else (os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else "")
-    tasks = []
-    for (_, row), path in zip(rows.iterrows(), paths):
-        rel = Path(os.path.relpath(path, base)).as_posix()
-        tasks.append({
-            "data": {"image": f"/data/local-files/?d={quote(rel)}", "sample_id": str(row["sample_id"]),
-                     "given_label": str(row["given_label"]), "label_quality": float(row["label_quality"])},
-            "predictions": [{
-                "model_version": model_version,
-                "score": float(row["label_quality"]),
-                "result": [{"id": f"r{len(tasks)}", "from_name": from_name, "to_name": to_name, "type": "choices",
-                            "value": {"choices": [str(row["suggested_label"])]}}],
-            }],
-        })
-    return tasks
-
-
 def clean(
     data: Dataset | str | os.PathLike[str],
     issues: str | os.PathLike[str] | pd.DataFrame,
@@ -119,7 +95,9 @@ def clean(
         flagged = issues[issues["is_issue"].astype(bool)].copy()
         flagged["decision"] = ""
         write_table(out.with_name(out.stem + ".review.csv"), flagged)
-        write_json(out.with_name(out.stem + ".label_studio.json"), label_studio_tasks(flagged, root=ls_root))
+        tasks = label_studio_tasks(flagged, root=ls_root, prediction_col="suggested_label", score_col="label_quality",
+                                   data_cols=("given_label", "label_quality"), model_version="labelwise-issues")
+        write_json(out.with_name(out.stem + ".label_studio.json"), tasks)
         log.warning(
             "Label Studio serves local images only with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the folder the image URLs are relative to"

@@ -8,6 +8,7 @@ Detectors are registered by name; ``ensemble`` combines the others.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,9 @@ def detect_cleanlab(
     from cleanlab.rank import get_label_quality_scores
 
     try:
-        mask = find_label_issues(labels, pred_probs, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
+        with warnings.catch_warnings():  # issues.py warns about tiny classes once, by name
+            warnings.filterwarnings("ignore", message=".*too few examples", category=UserWarning)
+            mask = find_label_issues(labels, pred_probs, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
     except ValueError as exc:
         raise LabelwiseError(f"cleanlab: {str(exc).splitlines()[0]}") from None
     quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")

@@ -145,11 +145,16 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         checkpoint: str | os.PathLike[str] | None = None,
         resume: bool = False,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        track_train_probs: bool = False,
     ) -> NeuralClassifier:
         """Train on ``X, y``; validate each epoch on ``X_valid, y_valid`` when given.
 
         ``checkpoint``: file rewritten atomically after every epoch; with ``resume=True`` an
         existing one is continued. ``on_epoch`` receives each history row as it is made.
+        ``track_train_probs``: keep each training sample's softmax from its training passes,
+        per epoch, in ``train_probs_`` ``(epochs, n, n_classes)`` float16 (NaN where a sample
+        was not drawn that epoch): the training dynamics that expose wrong labels, which a
+        network fits late.
         """
         self._validate_params()
         spec = self.spec_
@@ -207,6 +212,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             log.info("resuming %s at epoch %d", ckpt_path, state["epoch"] + 1)
 
         self.stopped_early_ = False
+        dynamics: list[np.ndarray] = []
         for epoch in range(state["epoch"] + 1, self.epochs + 1):
             if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
                 self.stopped_early_ = True
@@ -221,14 +227,20 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             self.module_.train()
             total: Any = 0.0
             seen = 0
+            if track_train_probs:
+                prob_sum = torch.zeros(n, self.n_classes_, device=self.device_)
+                draws = torch.zeros(n, device=self.device_)
             for b in track(range(steps), total=steps, description=f"epoch {epoch}/{self.epochs}"):
                 idx = order[b * batch_size : (b + 1) * batch_size] if n >= 2 else order
                 xb = self._prepare(x[idx], augment, gen)
                 yb = y_t[idx].to(self.device_, non_blocking=True)
                 with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = F.cross_entropy(
-                        self.module_(xb), yb, weight=class_weight, label_smoothing=self.label_smoothing
-                    )
+                    logits = self.module_(xb)
+                    loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=self.label_smoothing)
+                if track_train_probs:
+                    where = idx.to(self.device_)
+                    prob_sum.index_add_(0, where, logits.detach().float().softmax(1))
+                    draws.index_add_(0, where, torch.ones(len(where), device=self.device_))
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -243,6 +255,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             train_loss = float(total) / max(seen, 1)
             if not math.isfinite(train_loss):
                 raise LabelwiseError(f"training diverged at epoch {epoch} (loss is not finite); lower --lr (now {lr:g})")
+            if track_train_probs:
+                dynamics.append((prob_sum / draws[:, None]).half().cpu().numpy())  # 0/0: NaN, not drawn
             row: dict[str, Any] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
             if has_valid:
                 probs = self._predict_tensor(xv)
@@ -278,6 +292,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             state["best_epoch"] = state["epoch"]
         self.best_epoch_ = int(state["best_epoch"])
         self.history_ = pd.DataFrame(state["history"])
+        if track_train_probs:
+            self.train_probs_ = np.stack(dynamics) if dynamics else np.full((0, n, self.n_classes_), np.nan, np.float16)
         self.module_.eval()
         return self
 
@@ -291,6 +307,18 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable class index per row."""
         return self.predict_proba(X).argmax(1)
+
+    def transform(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
+        """The network's own embedding of ``X``: the input of its last linear layer ``(n, d)``."""
+        self._check_fitted()
+        last = [m for m in self.module_.modules() if isinstance(m, torch.nn.Linear)][-1]
+        parts: list[torch.Tensor] = []
+        hook = last.register_forward_hook(lambda module, inputs, output: parts.append(inputs[0].detach().float().cpu()))
+        try:
+            self._predict_tensor(self._as_input(X), batch_size=batch_size)
+        finally:
+            hook.remove()
+        return torch.cat(parts).numpy() if parts else np.zeros((0, last.in_features), np.float32)
 
     def _predict_tensor(self, x: torch.Tensor, *, tta: bool = False, batch_size: int | None = None) -> torch.Tensor:
         self.module_.eval()

@@ -87,6 +87,7 @@ def train(
     device: str = "auto",
     amp: bool = True,
     tta: bool = False,
+    dynamics: bool = False,
     resume: bool = False,
     overfit_batch: bool = False,
     skip_missing: bool = False,
@@ -124,6 +125,11 @@ def train(
     overfit_batch : only train on one batch and report whether the loss reaches ~0.
     tta : average held-out and test probabilities over test-time views (mirror images, or
         small shifts when ``flip=False``).
+    dynamics : also write ``dynamics_probs.csv``: each training row's softmax from its
+        training passes, averaged over epochs (and over the fold models that trained on it).
+        A network fits wrong labels late, so these expose them almost as well as out-of-fold
+        probabilities at a fraction of the cost (one model on all rows; see ``issues``).
+        Folds reloaded by ``resume`` contribute none.
     skip_missing : train without images that the labels name but that do not exist
         (default: a one-line error naming the first).
     Other parameters: see :class:`NeuralClassifier`.
@@ -231,6 +237,7 @@ def train(
     n_models = folds
     pool_fold = pool["fold"].to_numpy()
     held_probs = np.full((len(pool), len(ds.classes)), np.nan, np.float32)
+    dyn_sum, dyn_models = np.zeros((len(pool), len(ds.classes))), np.zeros(len(pool))
     test_probs = []
     histories = []
     summary = []
@@ -255,7 +262,15 @@ def train(
                 checkpoint=fold_dir / "checkpoint.pt",
                 resume=resume,
                 on_epoch=trackers(k),
+                track_train_probs=dynamics,
             )
+            if dynamics and len(clf.train_probs_):
+                with np.errstate(invalid="ignore"):
+                    mean = np.nanmean(clf.train_probs_.astype(np.float32), axis=0)
+                seen = ~np.isnan(mean).any(1)
+                where = np.flatnonzero(train_mask)[seen]
+                dyn_sum[where] += mean[seen]
+                dyn_models[where] += 1
             history = clf.history_.assign(fold=k)
             write_table(fold_dir / "metrics.csv", history)
             clf.save(model_path)
@@ -282,6 +297,10 @@ def train(
     if has_held.any():
         _write_probs(out / held_name, pool["sample_id"].to_numpy()[has_held], held_probs[has_held], ds.classes)
         held_out = _short(classification_metrics(y_pool[has_held], held_probs[has_held], ds.classes))
+    if dynamics and (dyn_models > 0).any():
+        has = dyn_models > 0
+        mean = dyn_sum[has] / dyn_models[has, None]
+        _write_probs(out / "dynamics_probs", pool["sample_id"].to_numpy()[has], mean / mean.sum(1, keepdims=True), ds.classes)
     test_metrics = None
     if len(test):
         mean = np.mean(test_probs, axis=0)

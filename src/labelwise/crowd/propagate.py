@@ -1,0 +1,212 @@
+"""Spread labels to unlabeled images through their nearest labeled neighbours in an embedding.
+
+:func:`knn_propagate` works on plain arrays (the pseudo-labeling code reuses it);
+:func:`propagate` reads images and crowd labels, embeds, and writes a labelwise table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_json, write_table
+from ..data import Dataset
+from ..errors import LabelwiseError
+from ..report import Report
+
+log = logging.getLogger("labelwise")
+
+
+@dataclass
+class Propagation:
+    """Result of :func:`knn_propagate` for every row.
+
+    Attributes
+    ----------
+    labels : int array (n,): the given label, the propagated one where accepted, else ``-1``.
+    suggested : int array (n,): the neighbours' vote for every unlabeled row (``-1`` for labeled rows).
+    confidence : float array (n,): the vote's weighted share (1 for labeled rows).
+    accepted : bool array (n,): the rows that received a label here.
+    """
+
+    labels: np.ndarray
+    suggested: np.ndarray
+    confidence: np.ndarray
+    accepted: np.ndarray
+
+
+def knn_propagate(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int | None = None,
+    k: int = 10,
+    threshold: float = 0.9,
+    sample_weight: np.ndarray | None = None,
+) -> Propagation:
+    """Label the rows with ``labels == -1`` by a similarity-weighted vote of their ``k``
+    nearest labeled rows (cosine), keeping only votes with confidence ≥ ``threshold``.
+
+    Parameters
+    ----------
+    embeddings : (n, d) array.
+    labels : int array (n,), class codes ``0..n_classes-1``, ``-1`` = unlabeled.
+    k : neighbours that vote (fewer when there are fewer labeled rows).
+    threshold : the least weighted vote share to accept, in [0, 1].
+    sample_weight : (n,) weight of each labeled row's vote (e.g. its crowd confidence).
+
+    Examples
+    --------
+    >>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.95, 0.05], [0.05, 0.95]])
+    >>> knn_propagate(X, np.array([0, 0, 1, 1, -1, -1]), k=2).labels.tolist()
+    [0, 0, 1, 1, 0, 1]
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if X.ndim != 2 or len(X) != len(y):
+        raise LabelwiseError(f"embeddings must be (n, d) with n = len(labels); got {X.shape} and {len(y)}")
+    if not 0 <= threshold <= 1:
+        raise LabelwiseError(f"threshold must be in [0, 1], got {threshold}")
+    if k < 1:
+        raise LabelwiseError(f"k must be >= 1, got {k}")
+    K = int(n_classes if n_classes is not None else y.max() + 1)
+    seeds, pool = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
+    suggested = np.full(len(y), -1)
+    confidence = np.ones(len(y))
+    if not len(seeds):
+        raise LabelwiseError("no labeled rows to propagate from")
+    if len(pool):
+        Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        nn = NearestNeighbors(n_neighbors=min(k, len(seeds)), metric="cosine").fit(Xn[seeds])
+        dist, idx = nn.kneighbors(Xn[pool])
+        weight = np.clip(1.0 - dist, 1e-6, None)  # similarity; never 0, so every vote counts a little
+        if sample_weight is not None:
+            weight = weight * np.asarray(sample_weight, np.float64)[seeds][idx]
+        votes = np.zeros((len(pool), K))
+        np.add.at(votes, (np.repeat(np.arange(len(pool)), idx.shape[1]), y[seeds][idx].ravel()), weight.ravel())
+        share = votes / np.maximum(votes.sum(1, keepdims=True), 1e-12)
+        suggested[pool] = share.argmax(1)
+        confidence[pool] = share.max(1)
+    accepted = (y < 0) & (confidence >= threshold) & (suggested >= 0)
+    return Propagation(np.where(accepted, suggested, y), suggested, confidence, accepted)
+
+
+def propagate_dataset(ds: Dataset, embeddings: np.ndarray, *, k: int = 10, threshold: float = 0.9,
+                      weight_col: str | None = None) -> pd.DataFrame:
+    """:func:`knn_propagate` on a :class:`Dataset`: a copy of its table where accepted rows get
+    ``label`` and ``label_source = "propagated"``, plus ``suggested_label`` and ``confidence``."""
+    codes = ds.label_indices().to_numpy()
+    weight = ds.table[weight_col].fillna(1.0).to_numpy(np.float64) if weight_col else None
+    result = knn_propagate(embeddings, codes, n_classes=len(ds.classes), k=k, threshold=threshold, sample_weight=weight)
+    names = np.asarray(ds.classes, dtype=object)
+    table = ds.table.copy()
+    table["suggested_label"] = np.where(result.suggested >= 0, names[np.maximum(result.suggested, 0)], None)
+    given = table["confidence"].fillna(1.0).to_numpy() if "confidence" in table else 1.0
+    table["confidence"] = np.where(codes >= 0, given, result.confidence)
+    table.loc[result.accepted, "label"] = table.loc[result.accepted, "suggested_label"]
+    table.loc[result.accepted, "label_source"] = "propagated"
+    table.loc[result.accepted, "split"] = "train"
+    return table
+
+
+def propagate(
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    k: int = 10,
+    threshold: float = 0.9,
+    min_confidence: float = 0.0,
+    backbone: str = "pixels",
+    size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    html: bool = True,
+) -> pd.DataFrame:
+    """Crowd labels (``labels.csv`` of ``aggregate``, or its folder) on the images of ``data``
+    (a folder: every image below it; or any labelwise input), spread to the rest by
+    :func:`knn_propagate` on ``backbone`` embeddings. Crowd labels with confidence below
+    ``min_confidence`` are not trusted (they become unlabeled). Writes ``dataset.csv`` +
+    ``classes.json`` (``label_source`` crowd / propagated), ``propagated.csv`` and a report."""
+    from ..data import load_dataset, read_image_files
+    from ..data.natural import natural_sorted
+    from ..features import embed
+
+    out, data, labels = Path(out), Path(data), Path(labels)
+    ds = read_image_files(data, check=False) if data.is_dir() else load_dataset(data, check=False)
+    crowd = _read_labels(labels)
+    table = ds.table.copy()
+    ids = set(crowd["task"])
+    by_path = {os.path.abspath(p): t for t, p in zip(crowd["task"], crowd["path"]) if p}
+    task_of = pd.Series([sid if sid in ids else by_path.get(os.path.abspath(p)) for sid, p in zip(table["sample_id"], table["path"])],
+                        index=table.index, dtype=object)
+    crowd = crowd.set_index("task")
+    found, conf = task_of.map(crowd["label"]), task_of.map(crowd["confidence"]).astype(float)
+    unknown = sorted(ids - set(task_of.dropna()))
+    if not found.notna().any():
+        raise LabelwiseError(f"{labels}: no task matches an image of {data} (tasks are matched by sample_id, i.e. the "
+                             "path below the image folder, or by the path column)")
+    if unknown:
+        log.warning("%d crowd label(s) name a task that is not an image of %s (e.g. %r)", len(unknown), data, unknown[0])
+    trusted = found.notna() & (conf >= min_confidence)
+    given = table["label"].notna() & ~trusted
+    table["label"] = found.where(trusted, table["label"])
+    table["label_source"] = np.where(trusted, "crowd", np.where(given, "given", None))
+    table["split"] = np.where(table["label"].notna(), "train", "unlabeled")
+    table["confidence"] = conf.where(trusted, np.where(given, 1.0, np.nan))
+    classes = natural_sorted(set(table["label"].dropna()) | set(ds.classes))
+    full = Dataset(table, classes, ds.problems, ds.source)
+    X = embed(full, backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, device=device, random_state=seed)
+    result = propagate_dataset(full, X, k=k, threshold=threshold, weight_col="confidence")
+    pool = table["label"].isna()
+    write_table(out / "propagated.csv", result.loc[pool, ["sample_id", "path", "suggested_label", "confidence"]]
+                .assign(accepted=result.loc[pool, "label_source"].eq("propagated")))
+    Dataset(result.drop(columns=["suggested_label"]), classes, ds.problems, ds.source).save(out)
+    info = _summary(result, pool, trusted, found, k=k, threshold=threshold, backbone=backbone)
+    write_json(out / "propagate.json", info)
+    _report(out, info, html=html)
+    return result
+
+
+def _read_labels(path: Path) -> pd.DataFrame:
+    file = path / "labels.csv" if path.is_dir() else path
+    if not file.is_file():
+        raise LabelwiseError(f"{file}: not found; run `labelwise aggregate` first")
+    frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    missing = [c for c in ("task", "label") if c not in frame]
+    if missing:
+        raise LabelwiseError(f"{file}: no {', '.join(missing)} column; expected the labels.csv of `labelwise aggregate`")
+    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce").fillna(1.0) if "confidence" in frame else 1.0
+    if "path" not in frame:
+        frame["path"] = ""
+    return frame.drop_duplicates("task")
+
+
+def _summary(result: pd.DataFrame, pool: pd.Series, trusted: pd.Series, found: pd.Series, **settings: Any) -> dict[str, Any]:
+    accepted = result["label_source"].eq("propagated")
+    return {**settings, "crowd_labels": int(trusted.sum()), "untrusted_crowd_labels": int((found.notna() & ~trusted).sum()),
+            "unlabeled_before": int(pool.sum()), "propagated": int(accepted.sum()),
+            "still_unlabeled": int(result["label"].isna().sum()),
+            "propagated_per_class": result.loc[accepted, "label"].value_counts().to_dict()}
+
+
+def _report(out: Path, info: dict[str, Any], *, html: bool) -> None:
+    rep = Report("Label propagation")
+    rep.paragraph(f"{info['crowd_labels']:,} crowd labels spread to {info['propagated']:,} of {info['unlabeled_before']:,} "
+                  f"unlabeled images by a vote of their {info['k']} nearest labeled neighbours ({info['backbone']} "
+                  f"embeddings), accepted at a vote share ≥ {info['threshold']}; {info['still_unlabeled']:,} stay unlabeled.")
+    if info["untrusted_crowd_labels"]:
+        rep.warning(f"{info['untrusted_crowd_labels']} crowd labels were below --min-confidence and treated as unlabeled")
+    counts = pd.Series(info["propagated_per_class"], dtype="int64").rename_axis("label").reset_index(name="propagated")
+    rep.table(counts)
+    rep.write(out / "report.md", html=html)
