@@ -129,6 +129,7 @@ def main() -> None:
             for noise, noisy in noises.items():
                 truth = noisy != y
                 cell = {"data": name, "noise": noise, "actual_rate": round(float(truth.mean()), 4)}
+                first = len(rows)
                 t0 = time.perf_counter()
                 anchor_probs = out_of_fold_head_probs(X, noisy, len(classes), random_state=args.seed)
                 anchor = label_issues(noisy, pred_probs=anchor_probs, embeddings=X, method="cleanlab", n_classes=len(classes))
@@ -146,7 +147,7 @@ def main() -> None:
                 rows.append({**cell, "detector": f"labelwise default ({found.method})", **prf(truth, issues["is_issue"].to_numpy()), "seconds": seconds})
                 for col in [c for c in issues.columns if c.startswith("vote_") and c != f"vote_{found.method}"]:
                     rows.append({**cell, "detector": f"  its {col[5:]} vote", **prf(truth, issues[col].to_numpy()), "seconds": None})
-                for r in rows[-4:]:
+                for r in rows[first:]:
                     print(json.dumps(r), flush=True)
                 if args.retrain_epochs:
                     for labels, ds in [("noisy", noisy_ds)] + [
