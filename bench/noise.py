@@ -68,11 +68,11 @@ def datasets(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Dataset, Da
             for rate in map(float, args.rates.split(",")):
                 noises[f"{kind} {rate:g}"] = add_noise(y, kind, rate, k, args.seed)
         out.append((name, train_rows, test_rows, noises))
-    for key in [c for c in args.cifar10n.split(",") if c]:
+    keys = [c for c in args.cifar10n.split(",") if c]
+    if keys:
         train_rows = npz_rows(CIFAR, np.arange(10_000), "train", labels_key="clean_label")
         test_rows = npz_rows(CIFAR, np.arange(45_000, 50_000), "test", labels_key="clean_label")
-        noisy = np.load(CIFAR)[key][:10_000].astype(int)
-        out.append(("cifar10n", train_rows, test_rows, {key: noisy}))
+        out.append(("cifar10n", train_rows, test_rows, {key: np.load(CIFAR)[key][:10_000].astype(int) for key in keys}))
     return out
 
 
