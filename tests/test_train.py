@@ -289,3 +289,44 @@ def test_learning_rate_schedules_have_their_shape(name):
         assert lrs[-1] < 0.01  # annealed
         expected_peak = {"cosine": 0, "warmup-cosine": 10, "onecycle": 15}[name]
         assert abs(peak - expected_peak) <= 1
+
+
+def test_sample_weights_silence_rows_and_unit_weights_change_nothing(digits):
+    images, target = digits
+    keep = target < 3
+    X = images[keep].reshape(keep.sum(), -1).astype(np.float32) / 255
+    y = target[keep]
+    wrong = np.flatnonzero(y == 0)[::2]  # half of class 0 labeled 1
+    noisy = y.copy()
+    noisy[wrong] = 1
+    kw = dict(epochs=15, batch_size=32, random_state=0)
+    plain = NeuralClassifier("linear", **kw).fit(X, noisy)
+    ones = NeuralClassifier("linear", **kw).fit(X, noisy, sample_weight=np.ones(len(y)))
+    np.testing.assert_allclose(ones.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+    w = np.ones(len(y))
+    w[wrong] = 0.0
+    weighted = NeuralClassifier("linear", **kw).fit(X, noisy, sample_weight=w)
+    # Without the wrong rows' loss, class 0 is learned again; with it, half of class 0 is called 1.
+    recovered = (weighted.predict(X[wrong]) == 0).mean()
+    assert recovered > 0.95 and recovered > (plain.predict(X[wrong]) == 0).mean() + 0.15
+    with pytest.raises(LabelwiseError, match="non-negative"):
+        NeuralClassifier("linear", **kw).fit(X, noisy, sample_weight=-w)
+
+
+def test_train_weight_col_reads_a_numeric_column_and_names_a_bad_row(digits, tmp_path):
+    root = _folder(tmp_path / "images", digits, per_class=10)
+    # pseudolabel's output shape: a labelwise table, whose extra columns are kept
+    rows = [(f"{c}/{p.name}", str(p), c, 0.5) for c in ("0", "1", "2") for p in sorted((root / c).iterdir())]
+    columns = ["sample_id", "path", "label", "confidence"]
+    labels = tmp_path / "pseudo_labels.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(labels, index=False)
+    result = train(labels, tmp_path / "run", model="linear", folds=2, epochs=3, weight_col="confidence",
+                   cache_dir=tmp_path / "cache")
+    assert result.n_train == 30
+    bad = pd.DataFrame(rows, columns=columns).astype({"confidence": object})
+    bad.loc[4, "confidence"] = "high"
+    bad.to_csv(labels, index=False)
+    with pytest.raises(LabelwiseError, match=r"confidence of .* is 'high', not a number"):
+        train(labels, tmp_path / "run2", model="linear", folds=2, epochs=1, weight_col="confidence")
+    with pytest.raises(LabelwiseError, match="no column 'weight'"):
+        train(labels, tmp_path / "run2", model="linear", folds=2, epochs=1, weight_col="weight")

@@ -253,6 +253,8 @@ def train(
     device: Device = "auto",
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
     tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation for held-out and test probabilities.")] = False,
+    dynamics: Annotated[bool, typer.Option("--dynamics", help="Also write dynamics_probs.csv: each row's softmax from its training passes, averaged over epochs.")] = False,
+    weight_col: Annotated[Optional[str], typer.Option("--weight-col", help="Numeric column weighting each row's loss, e.g. confidence of pseudo labels (missing: 1).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     overfit_batch: Annotated[bool, typer.Option("--overfit-batch", help="Sanity check: fit one batch, report if the loss reaches ~0.")] = False,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Train without labeled images that do not exist.")] = False,
@@ -455,6 +457,8 @@ def demo(
 
 
 from . import crowd as _crowd  # noqa: E402,F401 - registers aggregate, tasks and propagate
+from . import semi as _semi  # noqa: E402,F401 - registers pseudolabel
+from . import active as _active  # noqa: E402,F401 - registers query, simulate and plot-curves
 
 
 def main() -> None:

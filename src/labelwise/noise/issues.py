@@ -151,6 +151,8 @@ def find_issues(
     from .. import load_dataset
     from ..features import embed
 
+    if source not in SOURCES:
+        raise LabelwiseError(f"unknown probability source {source!r}; choose one of {', '.join(SOURCES)}")
     ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
     labeled = ds.labeled.reset_index(drop=True)
     if labeled.empty:
@@ -170,8 +172,6 @@ def find_issues(
             raise LabelwiseError("training a model for the probabilities needs an output folder (out)")
         from ..train.models import get_model_spec
 
-        if source not in SOURCES:
-            raise LabelwiseError(f"unknown probability source {source!r}; choose one of {', '.join(SOURCES)}")
         if source == "auto":
             source = "dynamics" if len(labeled) >= DYNAMICS_FROM else "oof"
         options = {"flip": False, "label_smoothing": 0.1, "html": False, **(train_options or {})}

@@ -146,6 +146,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         resume: bool = False,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
         track_train_probs: bool = False,
+        sample_weight: np.ndarray | None = None,
     ) -> NeuralClassifier:
         """Train on ``X, y``; validate each epoch on ``X_valid, y_valid`` when given.
 
@@ -155,6 +156,8 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         per epoch, in ``train_probs_`` ``(epochs, n, n_classes)`` float16 (NaN where a sample
         was not drawn that epoch): the training dynamics that expose wrong labels, which a
         network fits late.
+        ``sample_weight``: non-negative weight of each sample's loss (e.g. the confidence of a
+        pseudo label); each batch's loss is the weighted mean.
         """
         self._validate_params()
         spec = self.spec_
@@ -203,6 +206,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         augment = Augment(self.augment, flip=self.flip) if spec.input == "pixels" else None
         scaler, amp_dtype = self._amp()
         y_t = torch.from_numpy(y)
+        w_t = None if sample_weight is None else torch.from_numpy(_sample_weights(sample_weight, n))
 
         state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": []}
         fingerprint = self._fingerprint(n, has_valid)
@@ -236,7 +240,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 yb = y_t[idx].to(self.device_, non_blocking=True)
                 with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = self.module_(xb)
-                    loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=self.label_smoothing)
+                    if w_t is None:
+                        loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=self.label_smoothing)
+                    else:
+                        loss = _weighted_loss(logits, yb, w_t[idx].to(self.device_), class_weight, self.label_smoothing)
                 if track_train_probs:
                     where = idx.to(self.device_)
                     prob_sum.index_add_(0, where, logits.detach().float().softmax(1))
@@ -565,6 +572,25 @@ def _labels(y: Any, name: str) -> np.ndarray:
     if len(y) and y.min() < 0:
         raise LabelwiseError(f"{name} holds negative class indices (unlabeled rows must be left out)")
     return y.astype(np.int64)
+
+
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    w = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+    if len(w) != n:
+        raise LabelwiseError(f"sample_weight has {len(w)} values for {n} samples")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise LabelwiseError("sample_weight must be finite and non-negative")
+    if not w.any():
+        raise LabelwiseError("sample_weight is zero for every sample")
+    return w
+
+
+def _weighted_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, class_weight: torch.Tensor | None, smoothing: float) -> torch.Tensor:
+    """Cross-entropy averaged with per-sample weights (times class weights when given),
+    the way ``F.cross_entropy`` averages with class weights alone."""
+    losses = F.cross_entropy(logits, y, weight=class_weight, label_smoothing=smoothing, reduction="none")
+    norm = w if class_weight is None else w * class_weight[y]
+    return (losses * w).sum() / norm.sum().clamp_min(1e-12)
 
 
 def _epoch_seed(random_state: int, epoch: int) -> int:

@@ -88,6 +88,7 @@ def train(
     amp: bool = True,
     tta: bool = False,
     dynamics: bool = False,
+    weight_col: str | None = None,
     resume: bool = False,
     overfit_batch: bool = False,
     skip_missing: bool = False,
@@ -130,6 +131,9 @@ def train(
         A network fits wrong labels late, so these expose them almost as well as out-of-fold
         probabilities at a fraction of the cost (one model on all rows; see ``issues``).
         Folds reloaded by ``resume`` contribute none.
+    weight_col : a numeric column of ``data`` that weights each training row's loss, e.g.
+        ``confidence`` of ``pseudolabel``'s output, so that doubtful pseudo labels count less.
+        Missing values weigh 1.
     skip_missing : train without images that the labels name but that do not exist
         (default: a one-line error naming the first).
     Other parameters: see :class:`NeuralClassifier`.
@@ -175,6 +179,7 @@ def train(
     y_pool = pool["label"].map(lookup).to_numpy(np.int64)
     y_test = test["label"].map(lookup).to_numpy(np.int64)
     pool["fold"] = _assign_folds(pool, y_pool, folds, valid_pct, ds.classes, random_state)
+    w_pool = _row_weights(pool, weight_col, ds.source) if weight_col else None
     test["fold"] = -1
 
     params: dict[str, Any] = dict(
@@ -223,7 +228,7 @@ def train(
     X_pool, X_test = X_all[: len(pool)], X_all[len(pool) :]
 
     config = {"params": {k: v for k, v in params.items() if k != "device"}, "features": features,
-              "folds": folds, "valid_pct": valid_pct, "hold_out": hold_out, "n_pool": len(pool), "n_test": len(test), "classes": ds.classes}
+              "folds": folds, "valid_pct": valid_pct, "weight_col": weight_col, "hold_out": hold_out, "n_pool": len(pool), "n_test": len(test), "classes": ds.classes}
     _check_resume(out, config, resume)
 
     if overfit_batch:
@@ -263,6 +268,7 @@ def train(
                 resume=resume,
                 on_epoch=trackers(k),
                 track_train_probs=dynamics,
+                sample_weight=None if w_pool is None else w_pool[train_mask],
             )
             if dynamics and len(clf.train_probs_):
                 with np.errstate(invalid="ignore"):
@@ -370,6 +376,23 @@ def _assign_folds(pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: floa
     fold = np.full(len(y), -1)
     fold[valid_idx] = 0
     return fold
+
+
+def _row_weights(pool: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """The ``column`` values of the training rows as loss weights (missing: 1)."""
+    where = source or "data"
+    if column not in pool.columns:
+        raise LabelwiseError(f"{where}: no column {column!r} for the sample weights; columns are: {', '.join(map(str, pool.columns))}")
+    w = pd.to_numeric(pool[column], errors="coerce")
+    bad = pool[column].notna() & pool[column].astype(str).str.strip().ne("") & w.isna()
+    if bad.any():
+        row = bad.to_numpy().argmax()
+        raise LabelwiseError(f"{where}: {column} of {pool['sample_id'].iloc[row]} is {pool[column].iloc[row]!r}, not a number")
+    w = w.fillna(1.0).to_numpy(np.float32)
+    if (w < 0).any() or not np.isfinite(w).all():
+        row = int(np.flatnonzero((w < 0) | ~np.isfinite(w))[0])
+        raise LabelwiseError(f"{where}: {column} of {pool['sample_id'].iloc[row]} is {w[row]}; weights must be finite and non-negative")
+    return w
 
 
 def _network_weights(model: str, kind: str, weights: Any) -> str | None:

@@ -1,0 +1,379 @@
+"""Models in the active-learning loop, registered by name.
+
+Each is a scikit-learn style estimator whose ``fit(X, y)`` takes every pool row, with
+``y == -1`` for the unlabeled ones: supervised models use only the labeled rows,
+semi-supervised ones (``spreading``, or any model with ``semi=True``) use the others
+too. Probabilities always have ``n_classes`` columns, also while a class has no label yet.
+
+- ``spreading`` (default): label spreading (Zhou et al., 2004) over a cosine k-nearest-
+  neighbour graph of the pool's embeddings, with scikit-learn's ``LabelSpreading``.
+- ``logreg``: logistic regression on standardised embeddings.
+- ``linear``, ``mlp``: labelwise's torch heads (:class:`~labelwise.train.NeuralClassifier`);
+  ``mlp`` has dropout, so BALD samples it with Monte Carlo dropout.
+- ``cnn``: labelwise's small CNN on the pixels (slow on CPU; for studies).
+
+``semi=True`` adds pseudo-labels: the pool rows that label spreading labels with
+confidence ≥ ``pseudo_threshold`` join the training set of a supervised model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import LabelwiseError
+
+log = logging.getLogger("labelwise")
+
+DEFAULT_MODEL = "spreading"
+# Label spreading: neighbours per row, clamping (share of a row's labels that comes from its
+# neighbours) and the power sharpening cosine similarities (Iscen et al., 2019). Measured on
+# MNIST-5k (bench/active.py): k=10 and alpha=0.9 beat scikit-learn's unweighted knn kernel
+# by 4 points at 20 labels.
+SPREAD_NEIGHBORS = 10
+SPREAD_ALPHA = 0.9
+SPREAD_POWER = 3
+PSEUDO_THRESHOLD = 0.9
+
+
+# ---------------------------------------------------------------- graph kernel
+
+
+class CosineKNNKernel:
+    """Affinities for :class:`~sklearn.semi_supervised.LabelSpreading`: each row is
+    linked to its ``k`` nearest rows by cosine similarity raised to ``power`` (negative
+    similarities count as 0); the graph on the training rows is made symmetric.
+
+    Called as ``kernel(X, X)`` while fitting (a sparse ``(n, n)`` graph) and
+    ``kernel(X_fit, X_new)`` when predicting (sparse ``(n_fit, n_new)``).
+    """
+
+    def __init__(self, k: int = SPREAD_NEIGHBORS, power: float = SPREAD_POWER, batch_size: int = 4096) -> None:
+        self.k = k
+        self.power = power
+        self.batch_size = batch_size
+        self._index: Any = None
+        self._fit_id: int | None = None
+
+    def __call__(self, A: np.ndarray, B: np.ndarray) -> Any:
+        from scipy import sparse
+        from sklearn.neighbors import NearestNeighbors
+
+        same = A is B
+        if self._index is None or self._fit_id != id(A):
+            self._index = NearestNeighbors(n_neighbors=min(self.k + 1, len(A))).fit(_unit(A))
+            self._fit_id = id(A)
+        k = min(self.k + int(same), len(A))
+        rows, cols, vals = [], [], []
+        for start in range(0, len(B), self.batch_size):
+            dist, idx = self._index.kneighbors(_unit(B[start : start + self.batch_size]), n_neighbors=k)
+            if same:  # a row is not its own neighbour
+                dist, idx = dist[:, 1:], idx[:, 1:]
+            sim = np.clip(1.0 - dist**2 / 2.0, 0.0, None) ** self.power
+            rows.append(idx.ravel())
+            cols.append(np.repeat(np.arange(start, start + len(idx)), idx.shape[1]))
+            vals.append(sim.ravel())
+        W = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(A), len(B)))
+        return (W + W.T).tocoo() if same else W.tocsr()
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+# ---------------------------------------------------------------- models
+
+
+class LoopModel:
+    """Base of the models in the loop.
+
+    Subclasses implement ``_fit(X, y)`` and ``_proba(X)``; the base stores the fitted
+    rows (``X_``, for :meth:`proba_rows`) and widens probabilities to ``n_classes`` columns.
+    """
+
+    has_dropout = False
+
+    def __init__(self, n_classes: int, *, random_state: int = 0) -> None:
+        self.n_classes = n_classes
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LoopModel:
+        y = np.asarray(y, dtype=np.int64)
+        if len(X) != len(y):
+            raise LabelwiseError(f"X has {len(X)} rows but y has {len(y)}")
+        if not (y >= 0).any():
+            raise LabelwiseError("the model in the loop needs at least one labeled row")
+        self.X_ = X
+        self._fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities ``(len(X), n_classes)`` for new rows."""
+        return self._proba(X)
+
+    def proba_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities of fitted rows ``rows`` (transductive for graph models)."""
+        return self.predict_proba(self.X_[rows])
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """The input of the model's last linear layer (BADGE): the embeddings themselves
+        unless the model learns a representation."""
+        return np.asarray(X, dtype=np.float32)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _widen(self, probs: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(probs), self.n_classes))
+        out[:, classes] = probs
+        return out
+
+
+class SpreadingModel(LoopModel):
+    """Label spreading over a cosine kNN graph (scikit-learn's ``LabelSpreading`` with
+    :class:`CosineKNNKernel`), class-balanced: each class's spread mass is divided by its
+    number of labels, so a class that happens to hold more labels does not flood the graph
+    (Iscen et al., 2019). New rows get the similarity-weighted distribution of their
+    ``k`` nearest fitted rows."""
+
+    def __init__(self, n_classes: int, *, k: int = SPREAD_NEIGHBORS, alpha: float = SPREAD_ALPHA,
+                 power: float = SPREAD_POWER, random_state: int = 0) -> None:
+        super().__init__(n_classes, random_state=random_state)
+        self.k, self.alpha, self.power = k, alpha, power
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.semi_supervised import LabelSpreading
+
+        self.model_ = LabelSpreading(kernel=CosineKNNKernel(self.k, self.power), alpha=self.alpha, max_iter=200, tol=1e-4)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.model_.fit(np.asarray(X, dtype=np.float32), y)
+        counts = np.bincount(y[y >= 0], minlength=self.n_classes)[self.model_.classes_]
+        dist = np.nan_to_num(self.model_.label_distributions_, nan=0.0) / counts
+        self.model_.label_distributions_ = _normalise(dist)
+        self.distributions_ = self._widen(self.model_.label_distributions_, self.model_.classes_)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = self.model_.predict_proba(np.asarray(X, dtype=np.float32))
+        return self._widen(_normalise(np.nan_to_num(p, nan=0.0)), self.model_.classes_)
+
+    def proba_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.distributions_[rows]
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum to 1; an all-zero row (no path to any label) becomes uniform."""
+    total = p.sum(1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / max(p.shape[1], 1))
+
+
+class LogRegModel(LoopModel):
+    """Logistic regression on standardised embeddings (scikit-learn)."""
+
+    def __init__(self, n_classes: int, *, C: float = 1.0, random_state: int = 0) -> None:
+        super().__init__(n_classes, random_state=random_state)
+        self.C = C
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        keep = y >= 0
+        self.classes_ = np.unique(y[keep])
+        if len(self.classes_) == 1:  # one class so far: nothing to separate
+            self.model_ = None
+            return
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=1000))
+        weight = None if sample_weight is None else sample_weight[keep]
+        self.model_.fit(np.asarray(X[keep], dtype=np.float32), y[keep], logisticregression__sample_weight=weight)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            return self._widen(np.ones((len(X), 1)), self.classes_)
+        return self._widen(self.model_.predict_proba(np.asarray(X, dtype=np.float32)), self.classes_)
+
+
+class NeuralModel(LoopModel):
+    """A labelwise torch model (:class:`~labelwise.train.NeuralClassifier`): ``linear``
+    or ``mlp`` on embeddings, ``cnn`` on uint8 images."""
+
+    def __init__(self, n_classes: int, *, model: str = "mlp", epochs: int = 30, augment: str = "none",
+                 flip: bool = False, weights: Any = None, device: str = "cpu", random_state: int = 0) -> None:
+        super().__init__(n_classes, random_state=random_state)
+        self.model, self.epochs, self.augment, self.flip = model, epochs, augment, flip
+        self.weights, self.device = weights, device
+
+    @property
+    def has_dropout(self) -> bool:  # type: ignore[override]
+        return self.model != "linear"
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from ..train import NeuralClassifier
+
+        keep = y >= 0
+        self.clf_ = NeuralClassifier(self.model, n_classes=self.n_classes, epochs=self.epochs, augment=self.augment,
+                                     flip=self.flip, weights=self.weights, device=self.device, random_state=self.random_state)
+        self.clf_.fit(X[keep], y[keep])
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        return self.clf_.predict_proba(X)
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        return self.clf_.transform(X)
+
+    def mc_samples(self, X: np.ndarray, *, n_samples: int = 20, random_state: int = 0) -> np.ndarray:
+        return mc_dropout_proba(self.clf_, X, n_samples=n_samples, random_state=random_state)
+
+
+class PseudoLabeled(LoopModel):
+    """A supervised model trained on the labeled rows plus the pool rows that label
+    spreading labels with confidence ≥ ``threshold`` (semi-supervised learning in the loop).
+
+    Spreading runs on ``embeddings`` (rows aligned with the fitted ``X``) when given, e.g.
+    for a ``cnn`` that itself takes pixels; else on ``X``.
+    """
+
+    def __init__(self, base: LoopModel, *, threshold: float = PSEUDO_THRESHOLD, embeddings: np.ndarray | None = None) -> None:
+        super().__init__(base.n_classes, random_state=base.random_state)
+        self.base, self.threshold, self.embeddings = base, threshold, embeddings
+
+    @property
+    def has_dropout(self) -> bool:  # type: ignore[override]
+        return self.base.has_dropout
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        spread = SpreadingModel(self.n_classes).fit(X if self.embeddings is None else self.embeddings, y)
+        dist = spread.distributions_
+        pseudo = np.where((y < 0) & (dist.max(1) >= self.threshold), dist.argmax(1), y)
+        self.n_pseudo_ = int(((y < 0) & (pseudo >= 0)).sum())
+        self.base.fit(X, pseudo)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        return self.base.predict_proba(X)
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        return self.base.features(X)
+
+    def mc_samples(self, X: np.ndarray, *, n_samples: int = 20, random_state: int = 0) -> np.ndarray:
+        return self.base.mc_samples(X, n_samples=n_samples, random_state=random_state)  # type: ignore[attr-defined]
+
+
+def mc_dropout_proba(clf: Any, X: np.ndarray, *, n_samples: int = 20, random_state: int = 0,
+                     batch_size: int | None = None) -> np.ndarray:
+    """Monte Carlo dropout: ``(n_samples, len(X), n_classes)`` probabilities of a fitted
+    :class:`~labelwise.train.NeuralClassifier` with its dropout layers kept on.
+
+    Sample ``t`` is one thinned network: its dropout masks are drawn once from
+    ``(random_state, t, layer)`` and shared by every row, so a row's samples do not depend on
+    which other rows are predicted with it (streamed scores equal in-memory ones).
+    """
+    import torch
+
+    drops = [m for m in clf.module_.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    if not drops:
+        raise LabelwiseError(f"Monte Carlo dropout needs a model with dropout; {clf.model!r} has none")
+    samples = []
+    for t in range(n_samples):
+        masks: dict[int, torch.Tensor] = {}
+
+        def keep_on(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor, _t: int = t) -> torch.Tensor:
+            layer = drops.index(module)  # type: ignore[arg-type]
+            if layer not in masks:
+                gen = torch.Generator().manual_seed((random_state * 1_000_003 + _t * 7919 + layer) % (2**63 - 1))
+                p = float(module.p)  # type: ignore[arg-type]
+                keep = (torch.rand(tuple(inputs[0].shape[1:]), generator=gen) >= p).float() / (1.0 - p)
+                masks[layer] = keep.to(inputs[0].device, inputs[0].dtype)
+            return inputs[0] * masks[layer]
+
+        handles = [m.register_forward_hook(keep_on) for m in drops]
+        try:
+            samples.append(clf.predict_proba(X, batch_size=batch_size))
+        finally:
+            for h in handles:
+                h.remove()
+    return np.stack(samples)
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered loop model: ``input`` is ``embedding`` or ``pixels``."""
+
+    name: str
+    input: str
+    build: Callable[..., LoopModel]
+    description: str
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def _register(name: str, input: str, build: Callable[..., LoopModel], description: str) -> None:
+    _MODELS[name] = ModelInfo(name, input, build, description)
+
+
+_register("spreading", "embedding", lambda n, **kw: SpreadingModel(n, random_state=kw["random_state"]),
+          "label spreading over a cosine kNN graph of the pool (semi-supervised; default)")
+_register("logreg", "embedding", lambda n, **kw: LogRegModel(n, random_state=kw["random_state"]),
+          "logistic regression on standardised embeddings")
+for _name, _input, _text in (("linear", "embedding", "labelwise linear head on embeddings (torch)"),
+                             ("mlp", "embedding", "labelwise one-hidden-layer head with dropout on embeddings (torch; MC dropout)"),
+                             ("cnn", "pixels", "labelwise small CNN on the pixels (torch; slow on CPU)")):
+    _register(_name, _input, lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw), _text)
+
+
+def list_loop_models() -> list[str]:
+    """Names that :func:`make_model` (and ``--model`` of ``query`` / ``simulate``) accept."""
+    return list(_MODELS)
+
+
+def get_loop_model(name: str) -> ModelInfo:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise LabelwiseError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}") from None
+
+
+def make_model(
+    name: str,
+    n_classes: int,
+    *,
+    semi: bool = False,
+    epochs: int = 30,
+    augment: str = "none",
+    weights: Any = None,
+    device: str = "cpu",
+    embeddings: np.ndarray | None = None,
+    random_state: int = 0,
+) -> LoopModel:
+    """A fresh loop model ``name`` (see :func:`list_loop_models`).
+
+    ``semi`` wraps a supervised model in :class:`PseudoLabeled` (``spreading`` is
+    semi-supervised already); a model on pixels then needs the pool's ``embeddings`` for
+    the spreading. ``epochs``, ``augment``, ``weights`` and ``device`` concern the torch models.
+    """
+    info = get_loop_model(name)
+    kwargs: dict[str, Any] = {"random_state": random_state}
+    if name in ("linear", "mlp", "cnn"):
+        kwargs.update(epochs=epochs, augment=augment if info.input == "pixels" else "none", weights=weights, device=device)
+    model = info.build(n_classes, **kwargs)
+    if semi and name != "spreading":
+        if info.input != "embedding" and embeddings is None:
+            raise LabelwiseError(f"semi-supervised {name!r} needs the pool's embeddings for label spreading")
+        model = PseudoLabeled(model, embeddings=None if info.input == "embedding" else embeddings)
+    return model

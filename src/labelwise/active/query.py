@@ -1,0 +1,163 @@
+"""``query``: choose the unlabeled images of a dataset that humans should label next."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_json, write_table, write_text
+from ..data import Dataset
+from ..errors import LabelwiseError
+from .models import DEFAULT_MODEL, get_loop_model, make_model
+from .selection import check_budget
+from .strategies import DEFAULT_STRATEGY, get_strategy, select
+
+log = logging.getLogger("labelwise")
+
+QUERY_COLUMNS = ("rank", "sample_id", "path", "score", "predicted_label", "probability")
+
+
+@dataclass
+class QueryResult:
+    """``table``: the picks, best first (``rank, sample_id, path, score, predicted_label,
+    probability``); ``info``: counts and what produced the scores."""
+
+    table: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def query(
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    n: int,
+    strategy: str = DEFAULT_STRATEGY,
+    model: str = DEFAULT_MODEL,
+    semi: bool = False,
+    backbone: str = "pixels",
+    size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    pca: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    epochs: int = 30,
+    device: str = "auto",
+    batch_size: int = 4096,
+    root: str | os.PathLike[str] | None = None,
+    url_prefix: str | None = None,
+    html: bool = True,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    **read_kwargs: Any,
+) -> QueryResult:
+    """Pick ``n`` unlabeled images of ``data`` to label next.
+
+    The labeled images (outside the ``test`` split) fit ``model`` on ``backbone``
+    embeddings (cached); ``strategy`` (see :func:`~labelwise.active.list_strategies`)
+    then ranks the unlabeled ones. The model's prediction for each pick becomes a Label
+    Studio pre-annotation.
+
+    Writes to ``out``: ``query.csv`` (``rank, sample_id, path, score, predicted_label,
+    probability``; ``score`` is the strategy's, higher = more useful),
+    ``label_studio_tasks.json`` (import JSON: ``data.al_score``/``al_rank`` to sort on, the
+    prediction with ``score`` = its probability and ``model_version`` naming strategy, model
+    and embedding), ``labeling_config.xml`` and ``report.md``.
+
+    Raises
+    ------
+    LabelwiseError
+        Unknown strategy or model, or fewer than ``n`` unlabeled images.
+    """
+    from .. import load_dataset
+    from ..features import embed
+
+    t0 = time.perf_counter()
+    get_strategy(strategy)
+    info_model = get_loop_model(model)
+    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    table = ds.table
+    if "split" in table.columns:
+        table = table[table["split"].astype(str) != "test"]
+    table = table.reset_index(drop=True)
+    unlabeled = table["label"].isna().to_numpy()
+    where = ds.source or "data"
+    if not unlabeled.any():
+        raise LabelwiseError(f"{where}: no unlabeled images to choose from")
+    if n > unlabeled.sum():
+        raise LabelwiseError(f"{where}: asked for {n} images but only {int(unlabeled.sum())} are unlabeled")
+    check_budget(n, int(unlabeled.sum()))
+    lookup = {c: i for i, c in enumerate(ds.classes)}
+    labels = np.where(unlabeled, -1, table["label"].map(lookup).fillna(-1).to_numpy()).astype(np.int64)
+    pool = Dataset(table, ds.classes, source=ds.source)
+    embeddings = embed(pool, backbone=backbone, size=size, weights=weights, pca=pca, cache_dir=cache_dir,
+                       device=device, random_state=random_state)
+    inputs = pixels_of(pool, n_jobs=n_jobs) if info_model.input == "pixels" else None
+    fitted = None
+    if (labels >= 0).any():
+        fitted = make_model(model, len(ds.classes), semi=semi, epochs=epochs, device=device, embeddings=embeddings,
+                            random_state=random_state)
+        fitted.fit(embeddings if inputs is None else inputs, labels)
+    elif get_strategy(strategy).needs_model:
+        raise LabelwiseError(f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)")
+    picked = select(embeddings, labels, n, strategy=strategy, model=fitted, inputs=inputs, n_classes=len(ds.classes),
+                    batch_size=batch_size, random_state=random_state)
+    rows = picked.rows
+    result = pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1),
+        "sample_id": table["sample_id"].to_numpy()[rows],
+        "path": table["path"].to_numpy()[rows],
+        "score": np.round(picked.scores, 6),
+    })
+    if fitted is not None:
+        probs = fitted.proba_rows(rows)
+        result["predicted_label"] = np.asarray(ds.classes, dtype=object)[probs.argmax(1)]
+        result["probability"] = np.round(probs.max(1), 6)
+    else:
+        result["predicted_label"] = None
+        result["probability"] = np.nan
+    version = f"labelwise-{strategy}-{model}{'-semi' if semi and model != 'spreading' else ''}-{backbone}{f'-pca{pca}' if pca else ''}"
+    info = {
+        "n_picked": len(result), "n_unlabeled": int(unlabeled.sum()), "n_labeled": int((labels >= 0).sum()),
+        "strategy": strategy, "model": model, "semi": semi, "backbone": backbone, "pca": pca,
+        "model_version": version, "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if out is not None:
+        _write(Path(out), result, ds.classes, info, root=root, url_prefix=url_prefix, html=html)
+    return QueryResult(result, info)
+
+
+def pixels_of(ds: Dataset, *, n_jobs: int = 2) -> np.ndarray:
+    """The images of ``ds`` as one uint8 array, sized for labelwise's ``cnn``."""
+    from ..train.pixels import infer_channels, infer_size, load_pixels
+
+    return load_pixels(ds.table["path"].tolist(), infer_size(ds.table), infer_channels(ds.table), n_jobs=n_jobs)
+
+
+def _write(out: Path, result: pd.DataFrame, classes: list[str], info: dict[str, Any], *, root: Any,
+           url_prefix: str | None, html: bool) -> None:
+    from ..crowd.tasks import label_studio_tasks, labeling_config
+    from ..report import Report
+
+    write_table(out / "query.csv", result)
+    ls = result.rename(columns={"score": "al_score", "rank": "al_rank"})
+    tasks = label_studio_tasks(ls, root=root, url_prefix=url_prefix, prediction_col="predicted_label",
+                               score_col="probability", data_cols=("al_rank", "al_score"),
+                               model_version=info["model_version"])
+    write_json(out / "label_studio_tasks.json", tasks)
+    write_text(out / "labeling_config.xml", labeling_config(classes))
+    rep = Report("labelwise query")
+    rep.paragraph(
+        f"{info['n_picked']} of {info['n_unlabeled']} unlabeled images chosen by `{info['strategy']}` "
+        f"(model `{info['model']}` on `{info['backbone']}` embeddings, fitted on {info['n_labeled']} labels)."
+    )
+    rep.paragraph("Label them in this order: `query.csv`, or import `label_studio_tasks.json` into Label Studio "
+                  "(sort by `al_rank`; the model's guess is a pre-annotation).")
+    rep.heading("First picks")
+    rep.table(result.head(20), max_rows=20, note_file="query.csv")
+    rep.write(out / "report.md", html=html)

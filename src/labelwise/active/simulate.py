@@ -1,0 +1,204 @@
+"""``simulate``: compare active-learning strategies on a fully labeled dataset, with the
+given labels as the oracle, and draw their learning curves."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_table
+from ..data import Dataset
+from ..errors import LabelwiseError
+from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, plot_curves
+from .grid import SETTINGS, check_grid, expand_grid, read_grid
+from .loop import STARTS, run_loop
+from .models import get_loop_model
+from .query import pixels_of
+from .strategies import get_strategy
+
+log = logging.getLogger("labelwise")
+
+EXPERIMENT_COLUMNS = ("experiment", "model", "backbone", "pca", "semi", "start", "n_start", "per_class", "n_new",
+                      "rounds", "patience", "epochs", "augment")
+
+
+@dataclass
+class SimulationResult:
+    """``results``: one row per (experiment, strategy, seed, round); ``summary``: one per
+    (experiment, strategy) (see :func:`~labelwise.active.curves.curve_summary`);
+    ``picks``: the labeled rows of every run, by ``sample_id``."""
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    picks: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def simulate(
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    grid: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    strategies: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    backbones: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    n_start: int | None = None,
+    per_class: bool | None = None,
+    start: str | None = None,
+    n_new: int | None = None,
+    rounds: int | None = None,
+    patience: int | None = None,
+    epochs: int | None = None,
+    semi: bool | None = None,
+    augment: str | None = None,
+    pretrained: bool | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    size: int | None = None,
+    pca: int | None = None,
+    test_pct: float = 0.2,
+    target: float = DEFAULT_TARGET,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    html: bool = True,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    **read_kwargs: Any,
+) -> SimulationResult:
+    """Pool-based active learning experiments with an oracle on the labeled images of ``data``.
+
+    The test set is the ``test`` split when there is one, else a stratified ``test_pct``
+    of the labeled images (seeded by ``random_state``); the other labeled images form the
+    pool, whose labels are revealed only when a strategy asks for them. Unlabeled images
+    are not used.
+
+    Every combination of ``strategies`` × ``models`` × ``backbones`` × ``seeds`` is one run
+    (:func:`~labelwise.active.loop.run_loop`): start with ``n_start`` labels (per class
+    with ``per_class``; ``start`` random or typiclust), then ``rounds`` rounds of ``n_new``
+    labels, stopping early after ``patience`` rounds without a better test accuracy.
+    ``grid`` (a YAML file or a mapping, see :mod:`labelwise.active.grid`) describes more
+    runs; options given here are the defaults it overrides. Runs of one seed share their
+    start set.
+
+    Writes to ``out``: ``results.csv`` (``experiment, strategy, seed, round, n_labels,
+    accuracy, balanced_accuracy``), ``experiments.csv``, ``picks.csv``, the learning curves
+    (``curves.png``, ``curves.csv``, ``summary.csv``; see
+    :func:`~labelwise.active.curves.plot_curves`) and ``report.md``.
+    """
+    from .. import load_dataset
+
+    t0 = time.perf_counter()
+    given = {"strategies": strategies, "models": models, "backbones": backbones, "seeds": seeds, "n_start": n_start,
+             "per_class": per_class, "start": start, "n_new": n_new, "rounds": rounds, "patience": patience,
+             "epochs": epochs, "semi": semi, "augment": augment, "pretrained": pretrained, "weights": weights,
+             "size": size, "pca": pca}
+    base = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None}
+    spec = read_grid(grid) if isinstance(grid, (str, os.PathLike)) else check_grid(grid or {})
+    runs = expand_grid(spec, base)
+    for run in runs:
+        _check_run(run)
+    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    pool, test = _pool_and_test(ds, test_pct, random_state)
+    lookup = {c: i for i, c in enumerate(ds.classes)}
+    y_pool = pool["label"].map(lookup).to_numpy(np.int64)
+    y_test = test["label"].map(lookup).to_numpy(np.int64)
+    both = Dataset(pd.concat([pool, test], ignore_index=True), ds.classes, source=ds.source)
+    log.info("simulate: %d pool and %d test images, %d runs", len(pool), len(test), len(runs))
+
+    embeddings: dict[tuple[Any, ...], np.ndarray] = {}
+    pixels: np.ndarray | None = None
+    results, picks = [], []
+    for i, run in enumerate(runs, 1):
+        key = (run["backbone"], run["size"], str(run["weights"]), run["pca"])
+        if key not in embeddings:
+            embeddings[key] = _embed(both, run, cache_dir=cache_dir, device=device)
+        Z = embeddings[key]
+        inputs = test_inputs = None
+        if get_loop_model(run["model"]).input == "pixels":
+            pixels = pixels if pixels is not None else pixels_of(both, n_jobs=n_jobs)
+            inputs, test_inputs = pixels[: len(pool)], pixels[len(pool):]
+        options = {"epochs": run["epochs"], "augment": run["augment"], "device": device,
+                   "weights": (str(run["weights"]) if run["weights"] else ("hub" if run["pretrained"] else None))}
+        loop = run_loop(Z[: len(pool)], y_pool, Z[len(pool):], y_test, strategy=run["strategy"], model=run["model"],
+                        semi=bool(run["semi"]), n_start=int(run["n_start"]), start=run["start"],
+                        per_class=bool(run["per_class"]), n_new=int(run["n_new"]), rounds=int(run["rounds"]),
+                        patience=run["patience"], n_classes=len(ds.classes), inputs=inputs, test_inputs=test_inputs,
+                        model_options=options, random_state=int(run["seed"]))
+        tag = {"experiment": run["experiment"], "strategy": run["strategy"], "seed": int(run["seed"])}
+        results.append(loop.rounds.assign(**tag))
+        picks.append(pd.DataFrame({**tag, "round": loop.picks["round"],
+                                   "sample_id": pool["sample_id"].to_numpy()[loop.picks["row"].to_numpy()]}))
+        last = loop.rounds.iloc[-1]
+        log.info("run %d/%d %s · %s · seed %s: %d labels, accuracy %.4f", i, len(runs), run["experiment"],
+                 run["strategy"], run["seed"], last["n_labels"], last["accuracy"])
+    table = pd.concat(results, ignore_index=True)
+    table = table[[*RESULT_COLUMNS, "seconds"]]
+    picks_table = pd.concat(picks, ignore_index=True)
+    summary = curve_summary(table, target=target)
+    info = {"n_pool": len(pool), "n_test": len(test), "n_runs": len(runs), "seconds": round(time.perf_counter() - t0, 1)}
+    if out is not None:
+        out = Path(out)
+        write_table(out / "results.csv", table)
+        experiments = pd.DataFrame(runs).drop_duplicates("experiment")
+        write_table(out / "experiments.csv", experiments[[c for c in EXPERIMENT_COLUMNS if c in experiments]])
+        write_table(out / "picks.csv", picks_table)
+        summary = plot_curves(out, out, target=target, html=html)
+    return SimulationResult(table, summary, picks_table, info)
+
+
+def _check_run(run: Mapping[str, Any]) -> None:
+    """A one-line error for a run setting that cannot work, before any image is read."""
+    get_strategy(run["strategy"])
+    get_loop_model(run["model"])
+    from ..features import list_backbones
+
+    if run["backbone"] not in list_backbones():
+        raise LabelwiseError(f"unknown backbone {run['backbone']!r}; choose one of {', '.join(list_backbones())}")
+    if run["start"] not in STARTS:
+        raise LabelwiseError(f"unknown start {run['start']!r}; choose one of {', '.join(STARTS)}")
+    for name in ("n_start", "n_new", "rounds", "epochs"):
+        value = run[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "rounds" else 1):
+            raise LabelwiseError(f"{name} must be a whole number >= {0 if name == 'rounds' else 1}, got {value!r}")
+    if run["patience"] is not None and (not isinstance(run["patience"], int) or run["patience"] < 1):
+        raise LabelwiseError(f"patience must be a whole number >= 1, got {run['patience']!r}")
+    unknown = set(run) - set(SETTINGS) - {"strategy", "model", "backbone", "seed", "experiment"}
+    if unknown:  # pragma: no cover - check_grid catches these first
+        raise LabelwiseError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+
+
+def _pool_and_test(ds: Dataset, test_pct: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    labeled = ds.labeled.reset_index(drop=True)
+    where = ds.source or "data"
+    if labeled.empty:
+        raise LabelwiseError(f"{where}: no labeled images; simulate needs labels to act as the oracle")
+    if "split" in labeled.columns and (labeled["split"].astype(str) == "test").any():
+        is_test = (labeled["split"].astype(str) == "test").to_numpy()
+    else:
+        if not 0 < test_pct < 1:
+            raise LabelwiseError(f"test_pct must be between 0 and 1, got {test_pct}")
+        from sklearn.model_selection import train_test_split
+
+        counts = labeled["label"].value_counts()
+        stratify = labeled["label"] if counts.min() >= 2 else None
+        _, test_idx = train_test_split(np.arange(len(labeled)), test_size=test_pct, stratify=stratify, random_state=seed)
+        is_test = np.isin(np.arange(len(labeled)), test_idx)
+    pool, test = labeled[~is_test].reset_index(drop=True), labeled[is_test].reset_index(drop=True)
+    if len(pool) < 2 or len(test) < 1:
+        raise LabelwiseError(f"{where}: {len(pool)} pool and {len(test)} test images are too few to simulate")
+    return pool, test
+
+
+def _embed(ds: Dataset, run: Mapping[str, Any], *, cache_dir: Any, device: str) -> np.ndarray:
+    from ..features import embed
+
+    return embed(ds, backbone=run["backbone"], size=run["size"], weights=run["weights"], pca=run["pca"],
+                 cache_dir=cache_dir, device=device)

@@ -1,0 +1,187 @@
+"""Active-learning commands: ``query``, ``simulate`` and ``plot-curves``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..active.curves import DEFAULT_TARGET
+from ..active.models import DEFAULT_MODEL
+from ..active.strategies import DEFAULT_STRATEGY
+from ..errors import LabelwiseError
+from .app import _command, app, out_console
+from .options import (
+    Classes,
+    Config,
+    Data,
+    FilenameCol,
+    Images,
+    Jobs,
+    LabelCol,
+    LabelsKey,
+    Seed,
+    SplitCol,
+    Suffix,
+    Unlabeled,
+    read_options,
+)
+
+Html = Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")]
+Backbone = Annotated[str, typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`).")]
+Pca = Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce the embeddings to N principal components.")]
+Size = Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")]
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="Backbone (or torchvision model) weights (state_dict).")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn).")]
+Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Also train on pseudo-labels that label spreading gives the pool (spreading is semi-supervised already).")]
+
+
+def _names(value: str, option: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise LabelwiseError(f"{option}: give at least one name")
+    return names
+
+
+def _ints(value: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in _names(value, option)]
+    except ValueError:
+        raise LabelwiseError(f"{option}: expected comma-separated whole numbers, got {value!r}") from None
+
+
+@app.command()
+def query(
+    data: Data,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many images to pick.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("query"),
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="random, least_confident, margin, entropy, diverse_margin, bald, coreset, badge, typiclust or auto (default: typiclust below 5 labels per class, then diverse_margin).")] = DEFAULT_STRATEGY,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model in the loop: spreading (label spreading over the pool; default), logreg, linear, mlp or cnn.")] = DEFAULT_MODEL,
+    semi: Semi = False,
+    backbone: Backbone = "pixels",
+    pca: Pca = None,
+    size: Size = None,
+    weights: Weights = None,
+    cache_dir: CacheDir = None,
+    epochs: Epochs = 30,
+    device: Device = "auto",
+    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder).")] = None,
+    url_prefix: Annotated[Optional[str], typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")] = None,
+    html: Html = True,
+    images: Images = None,
+    unlabeled: Unlabeled = None,
+    filename_col: FilenameCol = None,
+    label_col: LabelCol = None,
+    split_col: SplitCol = None,
+    suffix: Suffix = "",
+    labels_key: LabelsKey = None,
+    classes: Classes = None,
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    config: Config = None,
+) -> None:
+    """Choose the unlabeled images to label next: query.csv and Label Studio import JSON with pre-annotations."""
+    from ..active.query import query as run_query
+
+    with _command(out, "query", locals()) as extra:
+        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
+        read.pop("n_jobs")
+        result = run_query(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
+                           weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, device=device, root=root,
+                           url_prefix=url_prefix, html=html, random_state=seed, n_jobs=jobs, **read)
+        extra.update(result.info)
+        i = result.info
+        out_console.print(f"{i['n_picked']} of {i['n_unlabeled']} unlabeled images chosen by {strategy} "
+                          f"({i['n_labeled']} labels) → {out / 'query.csv'}, {out / 'label_studio_tasks.json'}")
+
+
+@app.command()
+def simulate(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("simulate"),
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="YAML grid of experiments (strategies × models × seeds …); the options here are its defaults.", dir_okay=False)] = None,
+    strategies: Annotated[str, typer.Option("--strategies", "-s", help="Comma-separated strategies (see `labelwise query --help`).")] = "random,auto",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model(s) in the loop, comma-separated: spreading, logreg, linear, mlp, cnn.")] = DEFAULT_MODEL,
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Embedding backbone(s), comma-separated.")] = "pixels",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each is one repetition.")] = "0,1,2",
+    n_start: Annotated[int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")] = 20,
+    per_class: Annotated[bool, typer.Option("--per-class", help="--n-start counts labels per class.")] = False,
+    start: Annotated[str, typer.Option("--start", help="How the first labels are chosen: random or typiclust.")] = "random",
+    n_new: Annotated[int, typer.Option("--n-new", min=1, help="Labels added per round.")] = 40,
+    rounds: Annotated[int, typer.Option("--rounds", min=0, help="Rounds after the start.")] = 10,
+    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Stop a run after N rounds without a better test accuracy.")] = None,
+    epochs: Epochs = 30,
+    semi: Semi = False,
+    augment: Annotated[str, typer.Option("--augment", help="cnn in the loop: none, light or strong.")] = "none",
+    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights when they are in the torch hub cache.")] = True,
+    weights: Weights = None,
+    pca: Pca = None,
+    size: Size = None,
+    test_pct: Annotated[float, typer.Option("--test-pct", min=0.01, max=0.9, help="Share of labeled images held out for testing when there is no test split.")] = 0.2,
+    target: Annotated[float, typer.Option("--target", min=0.0, max=1.0, help="Accuracy whose label cost the summary reports.")] = DEFAULT_TARGET,
+    cache_dir: CacheDir = None,
+    device: Device = "auto",
+    html: Html = True,
+    images: Images = None,
+    unlabeled: Unlabeled = None,
+    filename_col: FilenameCol = None,
+    label_col: LabelCol = None,
+    split_col: SplitCol = None,
+    suffix: Suffix = "",
+    labels_key: LabelsKey = None,
+    classes: Classes = None,
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    config: Config = None,
+) -> None:
+    """Simulate active learning on labeled data (the labels are the oracle): results.csv, learning curves, AUC table."""
+    from ..active.simulate import simulate as run_simulate
+
+    with _command(out, "simulate", locals()) as extra:
+        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
+        read.pop("n_jobs")
+        result = run_simulate(
+            data, out, grid=grid, strategies=_names(strategies, "--strategies"), models=_names(model, "--model"),
+            backbones=_names(backbone, "--backbone"), seeds=_ints(seeds, "--seeds"), n_start=n_start,
+            per_class=per_class, start=start, n_new=n_new, rounds=rounds, patience=patience, epochs=epochs, semi=semi,
+            augment=augment, pretrained=pretrained, weights=weights, size=size, pca=pca, test_pct=test_pct,
+            target=target, cache_dir=cache_dir, device=device, html=html, random_state=seed, n_jobs=jobs, **read)
+        extra.update(result.info)
+        _print_summary(result.summary, target)
+        out_console.print(f"results → {out / 'results.csv'}; curves: {out / 'curves.png'}; report: {out / 'report.md'}")
+
+
+@app.command("plot-curves")
+def plot_curves(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Output folder of `labelwise simulate` (or its results.csv).", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: DIR).")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="accuracy or balanced_accuracy.")] = "accuracy",
+    target: Annotated[float, typer.Option("--target", min=0.0, max=1.0, help="Report the labels needed to reach this value.")] = DEFAULT_TARGET,
+    html: Html = True,
+    config: Config = None,
+) -> None:
+    """Learning curves (mean ± std over seeds), area under each curve and labels needed to reach --target."""
+    from ..active.curves import plot_curves as run_plot
+
+    dest = out or (folder if folder.is_dir() else folder.parent)
+    with _command(dest, "plot-curves", locals()) as extra:
+        summary = run_plot(folder, dest, metric=metric, target=target, html=html)
+        extra["summary"] = summary.to_dict("records")
+        _print_summary(summary, target)
+        out_console.print(f"curves: {dest / 'curves.png'}; table: {dest / 'summary.csv'}; report: {dest / 'report.md'}")
+
+
+def _print_summary(summary: object, target: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"area under the learning curve, labels to reach {target:g}", title_justify="left")
+    for col in ("experiment", "strategy", "auc", "final", "labels to target"):
+        table.add_column(col, justify="left" if col in ("experiment", "strategy") else "right")
+    for row in summary.to_dict("records"):  # type: ignore[attr-defined]
+        reach = row["labels_to_target"]
+        table.add_row(str(row["experiment"]), str(row["strategy"]), f"{row['auc']:.4f} ± {row['auc_std']:.4f}",
+                      f"{row['final']:.4f} @ {row['final_n_labels']}", "—" if reach != reach else f"{int(reach)}")
+    out_console.print(table)

@@ -1,0 +1,289 @@
+"""``pseudolabel``: pseudo-label a dataset's unlabeled images and write what a human should label."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_json, write_table, write_text
+from ..data import Dataset
+from ..errors import LabelwiseError
+from .accuracy import COVERAGES, coverage_table, cross_validate_seeds
+from .ensemble import DEFAULT_METHOD
+from .pseudo import PseudoLabels, pseudo_label
+
+log = logging.getLogger("labelwise")
+
+MODEL_VERSION = "labelwise-pseudolabel"
+
+
+@dataclass
+class PseudolabelResult:
+    """What :func:`pseudolabel` found.
+
+    Attributes
+    ----------
+    table : ``pseudo_labels.csv``, one row per image that took part.
+    dataset : the input with the pseudo labels (``label_source`` given / pseudo and a
+        ``confidence`` column): what ``labelwise train`` takes (``dataset.csv``).
+    coverage : coverage of the pool vs estimated accuracy (``coverage.csv``).
+    summary : the figures of ``summary.json``.
+    """
+
+    table: pd.DataFrame
+    dataset: Dataset
+    coverage: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def default_backbone() -> str:
+    """``simclr`` (features learned from the images themselves) when it is available, else ``pixels``."""
+    from ..features import list_backbones
+
+    if "simclr" in list_backbones():
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            log.warning("PyTorch is not installed: pseudo-labeling on raw pixels, which is much weaker than simclr "
+                        "features (pip install 'labelwise[torch]')")
+        else:
+            return "simclr"
+    return "pixels"
+
+
+def pseudolabel(
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    method: str = DEFAULT_METHOD,
+    budget: int | None = None,
+    threshold: float | None = None,
+    backbone: str | None = None,
+    size: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    pca: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    embeddings: np.ndarray | None = None,
+    hold_out: str = "test",
+    votes: bool = True,
+    estimate: bool = True,
+    folds: int = 5,
+    map_points: int = 5000,
+    ls_root: str | os.PathLike[str] | None = None,
+    html: bool = True,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    **read_kwargs: Any,
+) -> PseudolabelResult:
+    """Pseudo-label the unlabeled images of ``data`` from its labeled ones.
+
+    Images are embedded by ``backbone`` (default :func:`default_backbone`; cached, see
+    :func:`labelwise.embed`) or ``embeddings`` are given (rows in table order); ``method``
+    (:func:`labelwise.semi.list_methods`, default ``ensemble``) labels the pool. Rows of the
+    ``hold_out`` split are neither seeds nor pool: they stay as they are, so a model
+    trained on the result can still be scored on them. Given labels never change; a class
+    without a labeled image is reported and never predicted.
+
+    ``threshold`` overrides the method's confidence threshold below which a row is
+    problematic; ``budget`` caps the problematic set (least confident first). With
+    ``estimate``, the accuracy of the pseudo labels is estimated by hiding ``folds`` folds
+    of the labeled images in turn (classes with 2+ labeled images), else from confidences.
+
+    Writes to ``out``: ``pseudo_labels.csv`` (``sample_id, path, label, source,
+    confidence, suggested_label, vote_<method>…, problematic, why``), ``dataset.csv`` +
+    ``classes.json`` (for ``labelwise train``; ``confidence`` can weight the loss),
+    ``coverage.csv`` / ``coverage.png``, ``map.png`` (t-SNE of at most ``map_points``
+    images) with ``map.csv``, the labeling tasks ``problematic.csv`` +
+    ``problematic.label_studio.json`` + ``labeling_config.xml`` (URLs relative to
+    ``ls_root``), ``summary.json`` and ``report.md`` (+ html).
+    """
+    from .. import load_dataset
+
+    t0 = time.perf_counter()
+    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    table = ds.table.reset_index(drop=True)
+    if table.empty:
+        raise LabelwiseError(f"{ds.source or 'data'}: no images")
+    codes = Dataset(table, ds.classes).label_indices().to_numpy()
+    unknown = table["label"].notna() & (codes < 0)
+    if unknown.any():
+        raise LabelwiseError(f"label {table.loc[unknown, 'label'].iloc[0]!r} (sample {table.loc[unknown, 'sample_id'].iloc[0]!r}) "
+                             f"is not in the class list ({', '.join(ds.classes[:10])})")
+    held = table["split"].eq(hold_out).to_numpy() & (codes >= 0) if "split" in table else np.zeros(len(table), bool)
+    rows = np.flatnonzero(~held)
+    y = codes[rows]
+    if not (y >= 0).any():
+        raise LabelwiseError(f"{ds.source or 'data'}: no labeled images to pseudo-label from"
+                             + (f" outside the {hold_out!r} split" if held.any() else ""))
+    counts = np.bincount(y[y >= 0], minlength=len(ds.classes))
+    unseeded = [c for c, n in zip(ds.classes, counts) if n == 0]
+    if unseeded:
+        log.warning("class(es) without a labeled image: %s; no image is pseudo-labeled as %s (label a few and rerun)",
+                    ", ".join(map(str, unseeded)), "them" if len(unseeded) > 1 else "it")
+
+    backbone = backbone or (None if embeddings is not None else default_backbone())
+    X = _embeddings(Dataset(table, ds.classes, ds.problems, ds.source), embeddings, backbone=backbone, size=size,
+                    weights=weights, pca=pca, cache_dir=cache_dir, device=device, random_state=random_state)[rows]
+    options = {method: {"threshold": threshold}} if threshold is not None else {}
+    found = pseudo_label(X, y, method=method, n_classes=len(ds.classes), budget=budget, votes=votes,
+                         random_state=random_state, options=options)
+    held_out = None
+    if estimate and (y < 0).any():
+        held_out = cross_validate_seeds(X, y, method=method, n_classes=len(ds.classes), folds=folds,
+                                        random_state=random_state, options=options.get(method))
+    pool = y < 0
+    coverage = coverage_table(found.confidence[pool], found.source[pool] == "pseudo", held_out)
+    part = table.iloc[rows].reset_index(drop=True)
+    result_table = _result_table(part, found, ds.classes)
+    labeled = _labeled_dataset(ds, table, rows, found)
+    summary = _summary(found, y, ds.classes, unseeded, coverage, held_out, method=method, backbone=backbone,
+                       budget=budget, n_held=int(held.sum()), hold_out=hold_out)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    if out is not None:
+        _write(Path(out), result_table, labeled, coverage, summary, X, found, ds.classes, map_points=map_points,
+               ls_root=ls_root, html=html, random_state=random_state)
+    return PseudolabelResult(result_table, labeled, coverage, summary)
+
+
+def _embeddings(ds: Dataset, given: np.ndarray | None, **options: Any) -> np.ndarray:
+    if given is not None:
+        given = np.asarray(given)
+        if given.ndim != 2 or len(given) != len(ds.table):
+            raise LabelwiseError(f"embeddings must be (n_images, d) with n_images = {len(ds.table)}; got {given.shape}")
+        return given
+    from ..features import embed
+
+    return embed(ds, **options)
+
+
+def _result_table(part: pd.DataFrame, found: PseudoLabels, classes: list[str]) -> pd.DataFrame:
+    names = np.asarray(list(classes) + [None], dtype=object)  # -1 → None
+    frame = pd.DataFrame({
+        "sample_id": part["sample_id"].astype(str),
+        "path": part["path"].astype(str),
+        "label": names[found.labels],
+        "source": found.source,
+        "confidence": np.round(found.confidence, 6),
+        "suggested_label": names[found.suggested],
+    })
+    for name, vote in found.votes.items():
+        frame[f"vote_{name}"] = names[vote]
+    frame["problematic"] = found.problematic
+    frame["why"] = found.why
+    return frame
+
+
+def _labeled_dataset(ds: Dataset, table: pd.DataFrame, rows: np.ndarray, found: PseudoLabels) -> Dataset:
+    """The input table with the pseudo labels: ``label_source`` pseudo, ``split`` train, ``confidence``."""
+    out = table.copy()
+    pseudo = rows[found.source == "pseudo"]
+    names = np.asarray(ds.classes, dtype=object)
+    out["confidence"] = np.where(out["label"].notna(), 1.0, np.nan)
+    out.loc[pseudo, "label"] = names[found.labels[found.source == "pseudo"]]
+    out.loc[pseudo, "label_source"] = "pseudo"
+    out.loc[pseudo, "split"] = "train"
+    out.loc[pseudo, "confidence"] = np.round(found.confidence[found.source == "pseudo"], 6)
+    return Dataset(out, ds.classes, ds.problems, ds.source)
+
+
+def _summary(found: PseudoLabels, y: np.ndarray, classes: list[str], unseeded: list[str], coverage: pd.DataFrame,
+             held: Any, **settings: Any) -> dict[str, Any]:
+    pool = y < 0
+    accepted = coverage.iloc[-1]
+    per_class = pd.DataFrame({
+        "class": classes,
+        "given": np.bincount(y[y >= 0], minlength=len(classes)),
+        "pseudo": np.bincount(found.labels[found.source == "pseudo"], minlength=len(classes)),
+        "problematic": np.bincount(found.suggested[found.problematic], minlength=len(classes)),
+    })
+    return {
+        **settings,
+        "n_images": int(len(y)),
+        "n_given": int((y >= 0).sum()),
+        "n_unlabeled": int(pool.sum()),
+        "n_pseudo": found.n_pseudo,
+        "n_problematic": int(found.problematic.sum()),
+        "n_left_unlabeled": int((pool & (found.source == "")).sum() - found.problematic.sum()),
+        "coverage_of_pool": round(found.n_pseudo / max(int(pool.sum()), 1), 4),
+        "estimated_accuracy": None if pd.isna(accepted["estimated_accuracy"]) else float(accepted["estimated_accuracy"]),
+        "estimate": str(accepted["estimate"]) + (f" ({held.folds}-fold, {len(held.correct)} images)" if held is not None else ""),
+        "classes_without_seed": unseeded,
+        "per_class": per_class.to_dict("records"),
+    }
+
+
+def _write(out: Path, table: pd.DataFrame, labeled: Dataset, coverage: pd.DataFrame, summary: dict[str, Any],
+           X: np.ndarray, found: PseudoLabels, classes: list[str], *, map_points: int, ls_root: Any, html: bool,
+           random_state: int) -> None:
+    from ..crowd.tasks import label_studio_tasks, labeling_config
+    from .plots import map_coordinates, plot_coverage, plot_map
+
+    write_table(out / "pseudo_labels.csv", table)
+    labeled.save(out)
+    write_table(out / "coverage.csv", coverage)
+    plot_coverage(coverage, out / "coverage.png")
+    tasks = table[table["problematic"]].assign(rank=lambda t: t["confidence"].rank(method="first").astype(int))
+    tasks = tasks.sort_values("rank")[["rank", "sample_id", "path", "suggested_label", "confidence", "why"]]
+    write_table(out / "problematic.csv", tasks)
+    write_json(out / "problematic.label_studio.json",
+               label_studio_tasks(tasks, root=ls_root, prediction_col="suggested_label", score_col="confidence",
+                                  data_cols=("why",), model_version=MODEL_VERSION))
+    write_text(out / "labeling_config.xml", labeling_config(classes))
+    if map_points > 0:
+        state = np.where(found.problematic, "problematic", np.where(found.source == "", "unlabeled", found.source))
+        given = found.source == "given"
+        keep = given if given.sum() <= map_points else np.zeros(len(given), bool)
+        rows, xy = map_coordinates(X, max_points=map_points, keep=keep, random_state=random_state)
+        label_or_guess = np.where(found.labels >= 0, found.labels, found.suggested)
+        plot_map(xy, np.asarray(classes, dtype=object)[label_or_guess[rows]], state[rows], classes, out / "map.png")
+        write_table(out / "map.csv", pd.DataFrame({"sample_id": table["sample_id"].to_numpy()[rows], "x": xy[:, 0].round(4),
+                                                   "y": xy[:, 1].round(4), "state": state[rows]}))
+    write_json(out / "summary.json", summary)
+    _report(out, summary, coverage, tasks, html=html, with_map=map_points > 0)
+
+
+def _report(out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: pd.DataFrame, *, html: bool,
+            with_map: bool) -> None:
+    from ..report import Report
+
+    rep = Report("labelwise pseudolabel")
+    acc = summary["estimated_accuracy"]
+    rep.paragraph(
+        f"{summary['n_pseudo']:,} of {summary['n_unlabeled']:,} unlabeled images ({summary['coverage_of_pool']:.1%}) got a "
+        f"pseudo label from {summary['n_given']:,} labeled ones (method `{summary['method']}`, embeddings "
+        f"`{summary['backbone'] or 'given'}`)" + (f"; estimated accuracy {acc:.1%}, from {summary['estimate']}." if acc is not None else ".")
+    )
+    rep.paragraph(f"{summary['n_problematic']:,} images are problematic: worth a human's time (`problematic.csv`, "
+                  f"`problematic.label_studio.json`)" + (f", capped by the budget of {summary['budget']:,}" if summary["budget"] is not None else "")
+                  + (f"; {summary['n_left_unlabeled']:,} more stay unlabeled" if summary["n_left_unlabeled"] else "") + ".")
+    if summary["classes_without_seed"]:
+        rep.warning(f"no labeled image of class(es) {', '.join(map(str, summary['classes_without_seed']))}: none is "
+                    "pseudo-labeled as such; label a few and rerun")
+    if summary["n_held"]:
+        rep.paragraph(f"{summary['n_held']:,} labeled images of the `{summary['hold_out']}` split were left out.")
+    rep.heading("Coverage and estimated accuracy")
+    rep.paragraph("Pool images ranked by confidence. The estimate is the accuracy of labeled images that were hidden "
+                  "and pseudo-labeled like the pool, at least as confident as the cut-off (with fewer seeds than the "
+                  "real run, so it leans pessimistic); without enough labeled images, the mean confidence.")
+    rep.table(coverage)
+    rep.image(out / "coverage.png", "coverage vs estimated accuracy")
+    if with_map:
+        rep.heading("Map")
+        rep.image(out / "map.png", "t-SNE map: colour = label (pseudo: the guess), marker = source")
+    rep.heading("Per class")
+    rep.table(pd.DataFrame(summary["per_class"]))
+    if len(tasks):
+        rep.heading("Most uncertain images")
+        rep.table(tasks.drop(columns=["path"]), max_rows=20, note_file="problematic.csv")
+    rep.write(out / "report.md", html=html)
+
+
+
