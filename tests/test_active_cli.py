@@ -35,7 +35,7 @@ def test_simulate_two_rounds_then_plot_curves(tmp_path, digits_npz):
     full, _ = digits_npz
     out = tmp_path / "sim"
     result = invoke("simulate", full, "--out", out, "--strategies", "random,margin", "--seeds", "0,1", "--rounds", 2,
-                    "--n-start", 2, "--per-class", "--n-new", 15, "--cache-dir", tmp_path / "cache", "--no-html")
+                    "--n-start", 2, "--per-class", "--n-new", 15, "--backbone", "pixels", "--cache-dir", tmp_path / "cache", "--no-html")
     assert result.exit_code == 0, result.output
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns[:7]) == ["experiment", "strategy", "seed", "round", "n_labels", "accuracy", "balanced_accuracy"]
@@ -63,7 +63,8 @@ def test_simulate_grid_names_each_experiment(tmp_path, digits_npz):
                     "  anchor: {models: [logreg], strategies: [random]}\n"
                     "  ours: {strategies: [auto], start: typiclust}\n")
     out = tmp_path / "sim"
-    result = invoke("simulate", full, "--out", out, "--grid", grid, "--cache-dir", tmp_path / "cache", "--no-html")
+    result = invoke("simulate", full, "--out", out, "--grid", grid, "--backbone", "pixels", "--cache-dir", tmp_path / "cache",
+                    "--no-html")
     assert result.exit_code == 0, result.output
     results = pd.read_csv(out / "results.csv")
     assert set(zip(results["experiment"], results["strategy"])) == {("anchor", "random"), ("ours", "auto")}
@@ -78,7 +79,7 @@ def test_simulate_grid_names_each_experiment(tmp_path, digits_npz):
 def test_query_writes_ranked_picks_and_label_studio_predictions(tmp_path, digits_npz):
     _, partial = digits_npz
     out = tmp_path / "q"
-    result = invoke("query", partial, "--n", 12, "--strategy", "diverse_margin", "--out", out,
+    result = invoke("query", partial, "--n", 12, "--strategy", "diverse_margin", "--backbone", "pixels", "--out", out,
                     "--cache-dir", tmp_path / "cache", "--no-html")
     assert result.exit_code == 0, result.output
     picks = pd.read_csv(out / "query.csv")
@@ -95,6 +96,21 @@ def test_query_writes_ranked_picks_and_label_studio_predictions(tmp_path, digits
     assert "al_score" in tasks[0]["data"] and (out / "labeling_config.xml").is_file()
 
 
+def test_query_cold_start_picks_typical_images_of_every_digit(tmp_path, digits):
+    images, target = digits
+    data = tmp_path / "unlabeled.npz"
+    np.savez(data, images=images[:300], labels=np.full(300, -1))
+    out = tmp_path / "q"
+    result = invoke("query", data, "--n", 10, "--backbone", "pixels", "--out", out, "--cache-dir", tmp_path / "cache",
+                    "--no-html")
+    assert result.exit_code == 0, result.output
+    picks = pd.read_csv(out / "query.csv")
+    rows = picks["sample_id"].str.split("::").str[1].astype(int)
+    assert len(set(target[rows])) >= 8  # TypiClust: one typical image per cluster, so nearly every digit
+    assert picks["probability"].isna().all()  # no labels, no model: nothing to pre-annotate
+    assert all("predictions" not in t for t in json.loads((out / "label_studio_tasks.json").read_text()))
+
+
 def test_query_bad_input_is_one_line(tmp_path, digits_npz):
     _, partial = digits_npz
     result = invoke("query", partial, "--n", 261, "--out", tmp_path / "q1", "--cache-dir", tmp_path / "cache")
@@ -103,3 +119,7 @@ def test_query_bad_input_is_one_line(tmp_path, digits_npz):
     assert result.exit_code == 2
     assert "unknown strategy 'smart'; choose one of random, least_confident, margin" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+    result = invoke("simulate", partial, "--model", "cnn", "--augment", "heavy", "--out", tmp_path / "s1")
+    assert result.exit_code == 2 and "unknown augment 'heavy'; choose one of none, light, strong" in result.output
+    result = invoke("simulate", partial, "--model", "forest", "--out", tmp_path / "s2")
+    assert result.exit_code == 2 and "unknown model 'forest'; choose one of spreading_logreg, spreading" in result.output

@@ -38,8 +38,17 @@ def test_demo_end_to_end(tmp_path):
     assert vectors.shape[0] == 1797
     # train → evaluate → predict: out-of-fold rows for every training image, a held-out score,
     # and one predicted label per unlabeled image
+    # pseudolabel → train: every unlabeled image gets a pseudo label, and the model trains on them too
+    pseudo = pd.read_csv(out / "pseudolabel" / "pseudo_labels.csv", dtype=str)
+    assert set(pseudo["sample_id"]) == set(split.loc[split["split"] != "valid", "sample_id"])
+    guessed = pseudo[pseudo["source"] == "pseudo"]
+    assert set(guessed["sample_id"]) == set(split.loc[split["split"] == "unlabeled", "sample_id"])
+    assert (guessed["label"] == t.loc[guessed["sample_id"], "true_label"].astype(str).to_numpy()).mean() > 0.9
+    summary = json.loads((out / "pseudolabel" / "summary.json").read_text())
+    doubtful = summary["n_problematic"] + summary["n_uncertain_over_budget"]
+    assert (pseudo["problematic"] == "True").sum() == summary["n_problematic"] == min(100, doubtful) > 0
     oof = pd.read_csv(out / "train" / "oof_probs.csv")
-    assert set(oof["sample_id"]) == set(split.loc[split["split"] == "train", "sample_id"])
+    assert set(oof["sample_id"]) == set(split.loc[split["split"] != "valid", "sample_id"])
     assert len(list((out / "train").glob("fold-*/model.pt"))) == 5
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
     assert metrics["n"] == len(oof)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import write_png
 from labelwise.cli.app import app
 from labelwise.errors import LabelwiseError
-from labelwise.noise import clean, find_issues, label_issues
+from labelwise.noise import clean, find_issues, label_issues, neighbor_probs
 
 
 def _toy(n_per_class=40, k=4, seed=0):
@@ -202,10 +202,29 @@ def test_training_dynamics_as_the_probability_source(noisy_folder, tmp_path):
     result = find_issues(root, tmp_path / "iss", source="dynamics", epochs=6)
     dyn = pd.read_csv(tmp_path / "iss" / "train" / "dynamics_probs.csv", dtype={"sample_id": str})
     assert len(dyn) == 120 and not (tmp_path / "iss" / "train" / "oof_probs.csv").exists()  # one model, all rows
-    np.testing.assert_allclose(dyn.filter(like="prob_").sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(dyn.filter(like="prob_").sum(axis=1), 1, atol=1e-6)
     # 120 images are memorised quickly, so a verdict is not promised here (that is why
     # source="auto" takes out-of-fold probabilities for small sets), but the ranking holds:
     worst = result.table.sort_values("label_quality").head(len(wrong))
     assert dict(zip(worst["sample_id"], worst["suggested_label"])) == wrong
     with pytest.raises(LabelwiseError, match="unknown probability source 'magic'"):
         find_issues(root, tmp_path / "x", source="magic")
+
+
+def test_neighbour_votes_come_from_the_spaces_that_held_a_sample_out():
+    X, y, _ = _toy(n_per_class=20, k=2)
+    noisy = y.copy()
+    noisy[0] = 1  # a class-0 sample labeled 1
+    memorised = X.copy()
+    memorised[0] = X[y == 1].mean(0)  # a space fitted to the wrong label puts it among class 1
+    plain = neighbor_probs(X, noisy, 2, k=5)
+    assert plain[0].argmax() == 0
+    in_sample = neighbor_probs([memorised, X], noisy, 2, k=5, held_out=np.array([[True] * 40, [False] + [True] * 39]))
+    assert in_sample[0].argmax() == 1  # judged only in the space that saw its (wrong) label
+    fair = neighbor_probs([memorised, X], noisy, 2, k=5, held_out=np.array([[False] + [True] * 39, [True] * 40]))
+    np.testing.assert_allclose(fair[0], plain[0])
+    # a sample no space held out is judged in all of them, votes averaged
+    both = neighbor_probs([memorised, X], noisy, 2, k=5, held_out=np.zeros((2, 40), bool))
+    np.testing.assert_allclose(both, (neighbor_probs(memorised, noisy, 2, k=5) + plain) / 2)
+    with pytest.raises(LabelwiseError, match="held_out has shape"):
+        neighbor_probs([X, X], noisy, 2, k=5, held_out=np.ones((3, 40), bool))

@@ -1,14 +1,21 @@
-"""Pseudo-labeling methods on arrays: self-training, knn-kmeans, spreading, the budget, and bad input."""
+"""Pseudo-labeling: the methods on arrays (self-training, knn-kmeans, spreading, the budget, bad
+input), then the pseudolabel command on image files."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
+from typer.testing import CliRunner
 
+from conftest import write_png
+from labelwise import load_dataset
+from labelwise.cli.app import app
 from labelwise.errors import LabelwiseError
 from labelwise.semi import (
     KnnKMeans,
@@ -17,6 +24,7 @@ from labelwise.semi import (
     get_method,
     list_methods,
     pseudo_label,
+    pseudolabel,
 )
 from labelwise.semi.accuracy import coverage_table, cross_validate_seeds
 from labelwise.semi.methods import unit_rows
@@ -66,9 +74,19 @@ def test_given_labels_are_never_changed(task, method):
     assert (est.confidence_[seeds] == 1).all() and not est.problematic_[seeds].any()
     found = pseudo_label(X, y, method=method, n_classes=10, votes=False)
     assert np.array_equal(found.labels[seeds], y[seeds]) and (found.source[seeds] == "given").all()
-    accepted = found.source == "pseudo"
-    assert accepted.sum() > 0.1 * (y < 0).sum()
-    assert (found.labels[accepted] == truth[accepted]).mean() > 0.9
+    assert (found.source[y < 0] == "pseudo").all() and (found.labels >= 0).all()
+    sure = found.vouched
+    assert not sure[seeds].any() and sure.sum() > 0.1 * (y < 0).sum()
+    assert (found.labels[sure] == truth[sure]).mean() > 0.9
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_a_higher_threshold_only_adds_problematic_images(task, method):
+    X, y, _ = task
+    low = pseudo_label(X, y, method=method, votes=False, options={method: {"threshold": 0.3}})
+    high = pseudo_label(X, y, method=method, votes=False, options={method: {"threshold": 0.95}})
+    assert np.array_equal(low.labels, high.labels)
+    assert (low.problematic <= high.problematic).all() and low.problematic.sum() < high.problematic.sum()
 
 
 def test_kmeans_starts_from_the_labeled_embeddings(task):
@@ -121,7 +139,7 @@ def test_budget_caps_the_problematic_set_least_confident_first(task):
     least = flagged[np.argsort(free.confidence[flagged], kind="stable")[:20]]
     assert set(np.flatnonzero(capped.problematic)) == set(least)
     over = free.problematic & ~capped.problematic
-    assert (capped.source[over] == "").all() and (capped.labels[over] == -1).all()
+    assert (capped.source[over] == "pseudo").all() and not capped.vouched[over].any()
     assert all("budget" in w for w in capped.why[over])
     assert np.array_equal(capped.labels, free.labels)  # the budget changes only the flags
     assert pseudo_label(X, y, method="ensemble", budget=0, votes=False).problematic.sum() == 0
@@ -131,7 +149,7 @@ def test_same_seed_same_output(task):
     X, y, _ = task
     a = pseudo_label(X, y, budget=30, random_state=3)
     b = pseudo_label(X, y, budget=30, random_state=3)
-    for field in ("labels", "suggested", "confidence", "problematic", "why", "source"):
+    for field in ("labels", "confidence", "vouched", "problematic", "why", "source"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     assert a.votes.keys() == b.votes.keys() and all(np.array_equal(a.votes[m], b.votes[m]) for m in a.votes)
 
@@ -170,7 +188,7 @@ def test_accuracy_is_estimated_on_hidden_seeds_or_from_confidence(task):
     assert len(held.correct) == (y >= 0).sum() and held.folds == 5
     found = pseudo_label(X, y, method="spreading", votes=False)
     pool = y < 0
-    table = coverage_table(found.confidence[pool], found.source[pool] == "pseudo", held)
+    table = coverage_table(found.confidence[pool], found.vouched[pool], held)
     assert (table["estimate"] == "held-out labeled images").all()
     full = table.set_index("coverage").loc["top 100%"]
     assert full["held_out_n"] == 50 and full["n_images"] == pool.sum()
@@ -188,3 +206,100 @@ def test_spreading_flags_rows_no_seed_reaches():
     est = Spreading(n_neighbors=2).fit(X, np.array([0, -1, 1, -1, -1, -1]))
     assert est.problematic_[[1, 4]].all()
     assert "no labeled image reachable" in est.why_[1]
+
+
+# --- the pseudolabel command on image files ---------------------------------------------------
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path, digits):
+    """Digits 0-4 as PNGs: 4 labeled images per class in class folders, 36 more per class in
+    ``_unlabeled/``; returns (root, {sample_id: true digit})."""
+    pixels, target = digits
+    root, truth = tmp_path / "images", {}
+    for c in range(5):
+        for j, i in enumerate(np.flatnonzero(target == c)[:40]):
+            sid = f"{c}/{i}.png" if j < 4 else f"_unlabeled/{i}.png"
+            write_png(root / sid, pixels[i])
+            truth[sid] = str(c)
+    return root, truth
+
+
+def run_cli(*args):
+    result = runner.invoke(app, ["pseudolabel", *map(str, args)])
+    return result, result.output.replace("\n", " ")
+
+
+def test_pseudolabel_writes_labels_tasks_map_and_report(folder, tmp_path):
+    root, truth = folder
+    out = tmp_path / "out"
+    result, text = run_cli(root, "--out", out, "--backbone", "pixels", "--budget", 15, "--map-points", 80,
+                           "--folds", 2, "--no-html", "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "pseudo_labels.csv", dtype={"label": str, "suggested_label": str})
+    assert list(table.columns) == ["sample_id", "path", "label", "source", "confidence", "vote_ensemble",
+                                   "vote_knn-kmeans", "vote_self-training", "vote_spreading", "problematic", "why"]
+    given = table[table["source"] == "given"]
+    assert len(given) == 20 and (given["label"] == given["sample_id"].str[0]).all()
+    pseudo = table[table["source"] == "pseudo"]
+    right = pseudo["label"] == pseudo["sample_id"].map(truth)
+    assert len(pseudo) == 180 and right.mean() > 0.8 and right[pseudo["why"].isna()].mean() > 0.95
+    assert table["problematic"].sum() == 15 and not table.loc[table["problematic"], "why"].isna().any()
+    tasks = pd.read_csv(out / "problematic.csv", dtype={"suggested_label": str})
+    assert len(tasks) == 15 and tasks["confidence"].is_monotonic_increasing
+    assert tasks["suggested_label"].tolist() == table.set_index("sample_id").loc[tasks["sample_id"], "label"].tolist()
+    ls = json.loads((out / "problematic.label_studio.json").read_text())
+    assert [t["data"]["sample_id"] for t in ls] == tasks["sample_id"].tolist()
+    assert [t["predictions"][0]["result"][0]["value"]["choices"] for t in ls] == [[s] for s in tasks["suggested_label"]]
+    points = pd.read_csv(out / "map.csv")
+    assert len(points) == 80 and set(given["sample_id"]) <= set(points["sample_id"])
+    assert (out / "map.png").is_file() and (out / "coverage.png").is_file()
+    assert "top 100%" in set(pd.read_csv(out / "coverage.csv")["coverage"])
+    trainable = load_dataset(out / "dataset.csv")
+    assert (trainable.table["label_source"] == "pseudo").sum() == len(pseudo)
+    assert pd.to_numeric(trainable.table.loc[trainable.table["label_source"] == "pseudo", "confidence"]).between(0, 1).all()
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"
+    assert "problematic" in (out / "report.md").read_text() and "labelwise train" in text
+    # what it says to run next runs: given + pseudo labels, weighted by confidence
+    trained = runner.invoke(app, ["train", str(out / "dataset.csv"), "--out", str(tmp_path / "train"), "--model", "linear",
+                                  "--backbone", "pixels", "--folds", "2", "--epochs", "2", "--weight-col", "confidence",
+                                  "--cache-dir", str(tmp_path / "cache"), "--no-html"])
+    assert trained.exit_code == 0, trained.output
+    assert len(pd.read_csv(tmp_path / "train" / "oof_probs.csv")) == len(given) + len(pseudo)
+
+
+def test_pseudolabel_reports_a_class_without_seed_and_never_invents_it(folder, tmp_path):
+    root, truth = folder
+    for path in (root / "4").iterdir():
+        path.rename(root / "_unlabeled" / path.name)
+    (root / "4").rmdir()
+    (tmp_path / "classes.json").write_text(json.dumps(["0", "1", "2", "3", "4"]))
+    ds = load_dataset(root, classes=tmp_path / "classes.json")
+    found = pseudolabel(ds, tmp_path / "out", backbone="pixels", map_points=0, folds=2, cache_dir=tmp_path / "cache")
+    assert found.summary["classes_without_seed"] == ["4"]
+    assert "4" not in set(found.table["label"]) and found.table["label"].notna().all()
+    assert "no labeled image of class(es) 4" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_pseudolabel_bad_input_is_one_line_or_a_clear_message(folder, tmp_path):
+    root, _ = folder
+    pool_only = tmp_path / "pool"
+    (root / "_unlabeled").rename(pool_only)
+    names = sorted(p.name for p in pool_only.iterdir())
+    pd.DataFrame({"filename": names, "label": ""}).to_csv(tmp_path / "none.csv", index=False)
+    result, text = run_cli(tmp_path / "none.csv", "--images", pool_only, "--out", tmp_path / "a", "--backbone", "pixels")
+    assert result.exit_code == 2 and "no labeled images" in text and len(result.output.strip().splitlines()) == 1
+    # no unlabeled images: said, and every image keeps its given label
+    result, text = run_cli(root, "--out", tmp_path / "b", "--backbone", "pixels", "--map-points", 0, "--folds", 2)
+    assert result.exit_code == 0 and "no unlabeled images" in text
+    assert (pd.read_csv(tmp_path / "b" / "pseudo_labels.csv")["source"] == "given").all()
+    # a budget larger than the pool: said, and all problematic images become tasks
+    result, text = run_cli(root, "--unlabeled", pool_only, "--out", tmp_path / "c", "--backbone", "pixels",
+                           "--budget", 1000, "--map-points", 0, "--no-estimate")
+    assert result.exit_code == 0 and "larger than the pool" in text
+    table = pd.read_csv(tmp_path / "c" / "pseudo_labels.csv")
+    assert table["problematic"].sum() == len(pd.read_csv(tmp_path / "c" / "problematic.csv")) > 0
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["n_problematic"] + summary["n_not_problematic"] == summary["n_pseudo"] == 180

@@ -80,6 +80,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     from .evaluate import evaluate
     from .features import embed
     from .noise import clean, find_issues
+    from .semi import pseudolabel
     from .train import predict, train
 
     out = Path(out)
@@ -110,8 +111,20 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     outputs["embed"] = str(out / "embed" / "embeddings.npy")
 
     t = time.time()
+    # Missing labels: every unlabeled image gets a pseudo label from the labeled ones (the valid
+    # images stay out, for testing); the 100 least certain become labeling tasks.
+    pseudo = pseudolabel(ds, out / "pseudolabel", backbone="pixels", pca=50, hold_out="valid", budget=100,
+                         cache_dir=out / "cache", random_state=seed)
+    timings["pseudolabel"] = time.time() - t
+    outputs["pseudolabel"] = str(out / "pseudolabel" / "pseudo_labels.csv")
+    pseudo_rows = pseudo.table[pseudo.table["source"] == "pseudo"]
+    true_label = truth.set_index("sample_id")["true_label"].astype(str)
+
+    t = time.time()
+    # Given + pseudo labels, each pseudo label's loss weighted by its confidence.
     trained = train(
-        ds, out / "train", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid", random_state=seed
+        pseudo.dataset, out / "train", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid",
+        weight_col="confidence", random_state=seed,
     )
     timings["train"] = time.time() - t
     outputs["train"] = str(out / "train" / "report.md")
@@ -127,13 +140,15 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     t = time.time()
     # Wrong labels: found from the ensemble's out-of-fold probabilities and neighbour votes,
     # corrected, and the ensemble retrained on the cleaned labels.
+    # Only the given labels are judged; the pseudo labels ride along into the retraining.
     found = find_issues(ds, out / "issues", probs=out / "train", cache_dir=out / "cache", random_state=seed)
-    cleaned = clean(ds, found.table, out / "clean" / "labels.csv", policy="relabel")
+    cleaned = clean(pseudo.dataset, found.table, out / "clean" / "labels.csv", policy="relabel")
     timings["issues"] = time.time() - t
     outputs["issues"] = str(out / "issues" / "label_issues.csv")
     outputs["clean"] = str(out / "clean" / "labels.csv")
     t = time.time()
-    train(cleaned, out / "retrain", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid", random_state=seed)
+    train(cleaned, out / "retrain", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid",
+          weight_col="confidence", random_state=seed)
     after = evaluate(out / "retrain" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-retrained")
     timings["retrain"] = time.time() - t
     outputs["retrain"] = str(out / "retrain" / "report.md")
@@ -155,6 +170,10 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
         "n_images": summary.n_images,
         "n_unlabeled": summary.n_unlabeled,
         "n_flipped": int(truth["flipped"].sum()),
+        "n_pseudo": len(pseudo_rows),
+        "pseudo_accuracy_vs_truth": float((pseudo_rows["label"] == pseudo_rows["sample_id"].map(true_label)).mean())
+        if len(pseudo_rows) else None,
+        "n_problematic": pseudo.summary["n_problematic"],
         "embedding_dim": int(vectors.shape[1]),
         "held_out_accuracy_vs_given": trained.test["accuracy"] if trained.test else None,
         "held_out_accuracy_vs_truth": on_truth["accuracy"],

@@ -138,19 +138,29 @@ def plot_curves(
 
 
 def _plot(curves: pd.DataFrame, path: Path, *, metric: str, target: float) -> None:
+    """Mean ± std per curve: one colour per strategy, one line style per experiment, the
+    legend beside the axes."""
+    from matplotlib import colormaps
+
     from ..report import new_figure
 
-    fig = new_figure(7.5, 4.8)
+    strategies = list(dict.fromkeys(curves["strategy"]))
+    experiments = list(dict.fromkeys(curves["experiment"]))
+    palette = colormaps["tab10" if len(strategies) <= 10 else "tab20"]
+    styles = ["-", "--", ":", "-."]
+    fig = new_figure(10.0, 5.0)
     ax = fig.add_subplot()
     for (exp, strat), group in curves.groupby(["experiment", "strategy"], sort=False):
         x, m, s = group["n_labels"], group["mean"], group["std"]
-        line = ax.plot(x, m, marker="o", markersize=3, label=f"{exp} · {strat}")[0]
-        ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.15, linewidth=0)
+        color = palette(strategies.index(strat) % palette.N)
+        style = styles[experiments.index(exp) % len(styles)]
+        ax.plot(x, m, style, color=color, marker="o", markersize=2.5, linewidth=1.3, label=f"{exp} · {strat}")
+        ax.fill_between(x, m - s, m + s, color=color, alpha=0.12, linewidth=0)
     ax.axhline(target, color="#888888", linestyle="--", linewidth=1)
     ax.set_xlabel("labels")
     ax.set_ylabel(metric.replace("_", " "))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     save_figure(fig, path, dpi=110)
 
 

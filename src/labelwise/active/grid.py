@@ -27,12 +27,13 @@ from typing import Any
 import yaml
 
 from ..errors import LabelwiseError
+from .models import DEFAULT_MODEL, SEMI_SUPERVISED
 
 # Settings of one run and their defaults; the plural ones are lists (axes).
 SETTINGS: dict[str, Any] = {
     "strategies": ["random", "auto"],
-    "models": ["spreading"],
-    "backbones": ["pixels"],
+    "models": [DEFAULT_MODEL],
+    "backbones": ["pixels"],  # simulate() puts its own default first: simclr when PyTorch is installed
     "seeds": [0, 1, 2],
     "n_start": 20,
     "per_class": False,
@@ -101,7 +102,7 @@ def expand_grid(grid: Mapping[str, Any], base: Mapping[str, Any] | None = None) 
 
     >>> runs = expand_grid({"strategies": ["random", "margin"], "seeds": [0, 1]})
     >>> len(runs), sorted({r["experiment"] for r in runs})
-    (4, ['spreading+pixels'])
+    (4, ['spreading_logreg+pixels'])
     """
     settings = {**SETTINGS, **(base or {}), **{k: v for k, v in grid.items() if k != EXPERIMENTS_KEY}}
     named = grid.get(EXPERIMENTS_KEY) or {None: {}}
@@ -132,6 +133,6 @@ def _auto_name(run: Mapping[str, Any], varying: list[str]) -> str:
     name = f"{run['model']}+{run['backbone']}"
     if run.get("pca"):
         name += f"+pca{run['pca']}"
-    if run.get("semi") and run["model"] != "spreading" and "semi" not in varying:
+    if run.get("semi") and run["model"] not in SEMI_SUPERVISED and "semi" not in varying:
         name += "+semi"
     return name + "".join(f" {key}={run[key]}" for key in varying)

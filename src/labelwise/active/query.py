@@ -15,7 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from ..data import Dataset
 from ..errors import LabelwiseError
-from .models import DEFAULT_MODEL, get_loop_model, make_model
+from .models import DEFAULT_MODEL, SEMI_SUPERVISED, get_loop_model, make_model
 from .selection import check_budget
 from .strategies import DEFAULT_STRATEGY, get_strategy, select
 
@@ -41,12 +41,13 @@ def query(
     strategy: str = DEFAULT_STRATEGY,
     model: str = DEFAULT_MODEL,
     semi: bool = False,
-    backbone: str = "pixels",
+    backbone: str | None = None,
     size: int | None = None,
     weights: str | os.PathLike[str] | None = None,
     pca: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     epochs: int = 30,
+    pretrained: bool = True,
     device: str = "auto",
     batch_size: int = 4096,
     root: str | os.PathLike[str] | None = None,
@@ -59,9 +60,9 @@ def query(
     """Pick ``n`` unlabeled images of ``data`` to label next.
 
     The labeled images (outside the ``test`` split) fit ``model`` on ``backbone``
-    embeddings (cached); ``strategy`` (see :func:`~labelwise.active.list_strategies`)
-    then ranks the unlabeled ones. The model's prediction for each pick becomes a Label
-    Studio pre-annotation.
+    embeddings (cached; default ``simclr`` when PyTorch is installed, else ``pixels``);
+    ``strategy`` (see :func:`~labelwise.active.list_strategies`) then ranks the unlabeled
+    ones. The model's prediction for each pick becomes a Label Studio pre-annotation.
 
     Writes to ``out``: ``query.csv`` (``rank, sample_id, path, score, predicted_label,
     probability``; ``score`` is the strategy's, higher = more useful),
@@ -76,8 +77,10 @@ def query(
     """
     from .. import load_dataset
     from ..features import embed
+    from ..semi import default_backbone
 
     t0 = time.perf_counter()
+    backbone = backbone or default_backbone()
     get_strategy(strategy)
     info_model = get_loop_model(model)
     ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
@@ -92,16 +95,18 @@ def query(
     if n > unlabeled.sum():
         raise LabelwiseError(f"{where}: asked for {n} images but only {int(unlabeled.sum())} are unlabeled")
     check_budget(n, int(unlabeled.sum()))
+    if not ds.classes:
+        log.warning("%s: no labels and no class list, so labeling_config.xml lists no classes; pass --classes", where)
     lookup = {c: i for i, c in enumerate(ds.classes)}
     labels = np.where(unlabeled, -1, table["label"].map(lookup).fillna(-1).to_numpy()).astype(np.int64)
     pool = Dataset(table, ds.classes, source=ds.source)
     embeddings = embed(pool, backbone=backbone, size=size, weights=weights, pca=pca, cache_dir=cache_dir,
                        device=device, random_state=random_state)
-    inputs = pixels_of(pool, n_jobs=n_jobs) if info_model.input == "pixels" else None
+    inputs = pixels_of(pool, model, n_jobs=n_jobs) if info_model.input == "pixels" else None
     fitted = None
     if (labels >= 0).any():
-        fitted = make_model(model, len(ds.classes), semi=semi, epochs=epochs, device=device, embeddings=embeddings,
-                            random_state=random_state)
+        fitted = make_model(model, len(ds.classes), semi=semi, epochs=epochs, pretrained=pretrained, device=device,
+                            embeddings=embeddings, random_state=random_state)
         fitted.fit(embeddings if inputs is None else inputs, labels)
     elif get_strategy(strategy).needs_model:
         raise LabelwiseError(f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)")
@@ -121,7 +126,8 @@ def query(
     else:
         result["predicted_label"] = None
         result["probability"] = np.nan
-    version = f"labelwise-{strategy}-{model}{'-semi' if semi and model != 'spreading' else ''}-{backbone}{f'-pca{pca}' if pca else ''}"
+    semi = semi and model not in SEMI_SUPERVISED
+    version = f"labelwise-{strategy}-{model}{'-semi' if semi else ''}-{backbone}{f'-pca{pca}' if pca else ''}"
     info = {
         "n_picked": len(result), "n_unlabeled": int(unlabeled.sum()), "n_labeled": int((labels >= 0).sum()),
         "strategy": strategy, "model": model, "semi": semi, "backbone": backbone, "pca": pca,
@@ -132,11 +138,16 @@ def query(
     return QueryResult(result, info)
 
 
-def pixels_of(ds: Dataset, *, n_jobs: int = 2) -> np.ndarray:
-    """The images of ``ds`` as one uint8 array, sized for labelwise's ``cnn``."""
+def pixels_of(ds: Dataset, model: str = "cnn", *, n_jobs: int = 2) -> np.ndarray:
+    """The images of ``ds`` as one uint8 array for the loop model ``model`` (a network on
+    pixels): the dataset's common side (16–64 px, at least what the network takes), in the
+    network's channels."""
+    from ..train.models import get_model_spec
     from ..train.pixels import infer_channels, infer_size, load_pixels
 
-    return load_pixels(ds.table["path"].tolist(), infer_size(ds.table), infer_channels(ds.table), n_jobs=n_jobs)
+    spec = get_model_spec(model)
+    size = max(infer_size(ds.table), spec.min_size)
+    return load_pixels(ds.table["path"].tolist(), size, spec.channels or infer_channels(ds.table), n_jobs=n_jobs)
 
 
 def _write(out: Path, result: pd.DataFrame, classes: list[str], info: dict[str, Any], *, root: Any,

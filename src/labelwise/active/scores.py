@@ -53,7 +53,7 @@ def entropy_scores(probs: np.ndarray) -> np.ndarray:
     [0.0, 0.693]
     """
     p = _probs(probs)
-    return -(p * np.log(np.clip(p, EPS, 1.0))).sum(1)
+    return 0.0 - (p * np.log(np.clip(p, EPS, 1.0))).sum(1)  # 0.0 - x: no -0.0 for certain rows
 
 
 def bald_scores(samples: np.ndarray) -> np.ndarray:

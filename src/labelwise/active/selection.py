@@ -2,8 +2,10 @@
 informative *and* varied.
 
 Every function works on row indices of one ``embeddings`` array ``(n_rows, d)`` and
-returns the chosen rows in pick order with a score per pick. Distances are computed in
-blocks of ``batch_size`` rows, so memory stays bounded for large pools.
+returns the chosen rows in pick order with a score per pick. Nothing builds a pool × pool
+matrix: memory grows linearly with the pool (at most one float32 copy of the candidates'
+embeddings, for the diversity strategies), which keeps 100k-image pools in a few hundred
+MB (bench/active.py --scale-rows).
 """
 
 from __future__ import annotations
@@ -52,16 +54,24 @@ def top_distinct(
     [0, 2]
     """
     order = score_order(scores, rng)
-    unit = _unit(embeddings[candidates[order]]) if len(order) else np.zeros((0, 1))
-    taken: list[int] = []
+    taken: list[int] = []  # positions in ``order``
+    kept = np.zeros((n, embeddings.shape[1]))  # unit vectors of the taken rows
     skipped: list[int] = []
-    for pos in range(len(order)):
+    # Candidates are normalised a block at a time, in score order: only the block and the
+    # ``n`` taken rows are held, whatever the pool's size.
+    block = max(4 * n, 256)
+    for first in range(0, len(order), block):
         if len(taken) == n:
             break
-        if taken and (unit[taken] @ unit[pos]).max() >= similarity:
-            skipped.append(pos)
-        else:
-            taken.append(pos)
+        unit = _unit(embeddings[candidates[order[first : first + block]]])
+        for i, vec in enumerate(unit):
+            if len(taken) == n:
+                break
+            if taken and (kept[: len(taken)] @ vec).max() >= similarity:
+                skipped.append(first + i)
+            else:
+                kept[len(taken)] = vec
+                taken.append(first + i)
     taken += skipped[: n - len(taken)]
     picks = order[np.asarray(taken, dtype=np.int64)]
     return candidates[picks], np.asarray(scores, dtype=np.float64)[picks]
@@ -113,20 +123,14 @@ def kmeans_labels(x: np.ndarray, k: int, *, random_state: int = 0) -> np.ndarray
     return model.fit_predict(np.asarray(x, dtype=np.float32)).astype(np.int64)
 
 
-def min_distances(x: np.ndarray, centers: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+def min_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Euclidean distance from each row of ``x`` to its nearest row of ``centers``
-    (``inf`` when there are none), computed in blocks."""
-    out = np.full(len(x), np.inf)
-    if not len(centers):
-        return out
-    c = np.asarray(centers, dtype=np.float64)
-    c2 = (c**2).sum(1)
-    for start in range(0, len(x), batch_size):
-        block = np.asarray(x[start : start + batch_size], dtype=np.float64)
-        for cs in range(0, len(c), batch_size):
-            d2 = (block**2).sum(1)[:, None] - 2 * block @ c[cs : cs + batch_size].T + c2[None, cs : cs + batch_size]
-            out[start : start + len(block)] = np.minimum(out[start : start + len(block)], np.sqrt(np.maximum(d2.min(1), 0)))
-    return out
+    (``inf`` when there are none); scikit-learn computes it in memory-bounded chunks."""
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    if not len(centers) or not len(x):
+        return np.full(len(x), np.inf)
+    return pairwise_distances_argmin_min(x, centers)[1].astype(np.float64)
 
 
 def k_center_greedy(
@@ -136,23 +140,28 @@ def k_center_greedy(
     n: int,
     *,
     rng: np.random.Generator,
-    batch_size: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Core-set selection (Sener & Savarese, 2018): repeatedly take the candidate farthest
-    from every labeled row and every row taken so far. Returns (rows, distance at pick)."""
-    x = embeddings[candidates]
-    dist = min_distances(x, embeddings[labeled], batch_size=batch_size)
+    from every labeled row and every row taken so far. Returns (rows, distance at pick).
+
+    Holds the candidates' embeddings (float32) and one distance per candidate; each pick
+    costs one matrix-vector product.
+    """
+    x = np.asarray(embeddings[candidates], dtype=np.float32)
+    x2 = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    dist2 = min_distances(x, np.asarray(embeddings[labeled], dtype=np.float32)) ** 2
     picks: list[int] = []
     scores: list[float] = []
     for _ in range(n):
-        if np.isinf(dist).all():  # nothing labeled yet: start anywhere
+        if np.isinf(dist2).all():  # nothing labeled yet: start anywhere
             pos = int(rng.integers(len(candidates)))
         else:
-            pos = int(np.argmax(dist))
+            pos = int(np.argmax(dist2))
         picks.append(pos)
-        scores.append(float(dist[pos]) if np.isfinite(dist[pos]) else 0.0)
-        dist = np.minimum(dist, min_distances(x, x[pos : pos + 1], batch_size=batch_size))
-        dist[pos] = -1.0
+        scores.append(float(np.sqrt(dist2[pos])) if np.isfinite(dist2[pos]) else 0.0)
+        c = x[pos]
+        dist2 = np.minimum(dist2, np.maximum(x2 - 2.0 * (x @ c) + x2[pos], 0.0))
+        dist2[pos] = -1.0  # taken: stays below every other distance
     return candidates[np.asarray(picks, dtype=np.int64)], np.asarray(scores)
 
 
@@ -174,8 +183,8 @@ def badge_seeding(
     nearest pick. Returns (rows, gradient norm of each pick).
     """
     r = np.asarray(residuals, dtype=np.float64)
-    h = np.asarray(features, dtype=np.float64)
-    norm2 = (r**2).sum(1) * (h**2).sum(1)
+    h = np.asarray(features, dtype=np.float32)  # the large one: kept in float32
+    norm2 = (r**2).sum(1) * np.einsum("ij,ij->i", h, h, dtype=np.float64)
     picks = [int(np.argmax(norm2))]
     d2 = np.full(len(r), np.inf)
     for _ in range(1, n):

@@ -26,7 +26,7 @@ from .strategies import get_strategy
 
 log = logging.getLogger("labelwise")
 
-EXPERIMENT_COLUMNS = ("experiment", "model", "backbone", "pca", "semi", "start", "n_start", "per_class", "n_new",
+EXPERIMENT_COLUMNS = ("experiment", "model", "backbone", "pca", "semi", "pretrained", "start", "n_start", "per_class", "n_new",
                       "rounds", "patience", "epochs", "augment")
 
 
@@ -80,7 +80,8 @@ def simulate(
     pool, whose labels are revealed only when a strategy asks for them. Unlabeled images
     are not used.
 
-    Every combination of ``strategies`` × ``models`` × ``backbones`` × ``seeds`` is one run
+    Every combination of ``strategies`` × ``models`` × ``backbones`` (default ``simclr``
+    when PyTorch is installed, else ``pixels``) × ``seeds`` is one run
     (:func:`~labelwise.active.loop.run_loop`): start with ``n_start`` labels (per class
     with ``per_class``; ``start`` random or typiclust), then ``rounds`` rounds of ``n_new``
     labels, stopping early after ``patience`` rounds without a better test accuracy.
@@ -101,6 +102,10 @@ def simulate(
              "epochs": epochs, "semi": semi, "augment": augment, "pretrained": pretrained, "weights": weights,
              "size": size, "pca": pca}
     base = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None}
+    if backbones is None:
+        from ..semi import default_backbone
+
+        base["backbones"] = [default_backbone()]
     spec = read_grid(grid) if isinstance(grid, (str, os.PathLike)) else check_grid(grid or {})
     runs = expand_grid(spec, base)
     for run in runs:
@@ -114,7 +119,7 @@ def simulate(
     log.info("simulate: %d pool and %d test images, %d runs", len(pool), len(test), len(runs))
 
     embeddings: dict[tuple[Any, ...], np.ndarray] = {}
-    pixels: np.ndarray | None = None
+    pixels: dict[str, np.ndarray] = {}  # per loop model on pixels
     results, picks = [], []
     for i, run in enumerate(runs, 1):
         key = (run["backbone"], run["size"], str(run["weights"]), run["pca"])
@@ -123,10 +128,11 @@ def simulate(
         Z = embeddings[key]
         inputs = test_inputs = None
         if get_loop_model(run["model"]).input == "pixels":
-            pixels = pixels if pixels is not None else pixels_of(both, n_jobs=n_jobs)
-            inputs, test_inputs = pixels[: len(pool)], pixels[len(pool):]
-        options = {"epochs": run["epochs"], "augment": run["augment"], "device": device,
-                   "weights": (str(run["weights"]) if run["weights"] else ("hub" if run["pretrained"] else None))}
+            if run["model"] not in pixels:
+                pixels[run["model"]] = pixels_of(both, run["model"], n_jobs=n_jobs)
+            images = pixels[run["model"]]
+            inputs, test_inputs = images[: len(pool)], images[len(pool):]
+        options = {"epochs": run["epochs"], "augment": run["augment"], "device": device, "pretrained": bool(run["pretrained"])}
         loop = run_loop(Z[: len(pool)], y_pool, Z[len(pool):], y_test, strategy=run["strategy"], model=run["model"],
                         semi=bool(run["semi"]), n_start=int(run["n_start"]), start=run["start"],
                         per_class=bool(run["per_class"]), n_new=int(run["n_new"]), rounds=int(run["rounds"]),
@@ -164,6 +170,11 @@ def _check_run(run: Mapping[str, Any]) -> None:
         raise LabelwiseError(f"unknown backbone {run['backbone']!r}; choose one of {', '.join(list_backbones())}")
     if run["start"] not in STARTS:
         raise LabelwiseError(f"unknown start {run['start']!r}; choose one of {', '.join(STARTS)}")
+    if get_loop_model(run["model"]).input == "pixels":  # augment concerns only these (and imports torch)
+        from ..train.augment import PRESETS
+
+        if run["augment"] not in PRESETS:
+            raise LabelwiseError(f"unknown augment {run['augment']!r}; choose one of {', '.join(PRESETS)}")
     for name in ("n_start", "n_new", "rounds", "epochs"):
         value = run[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "rounds" else 1):

@@ -27,8 +27,10 @@ from .selection import badge_seeding, check_budget, cluster_top, k_center_greedy
 log = logging.getLogger("labelwise")
 
 DEFAULT_STRATEGY = "auto"
-# auto: TypiClust while the labeled set holds fewer than this many labels per class, then
-# margin with diversity. Measured on MNIST-5k with label spreading (bench/active.py).
+# auto: TypiClust while the labeled set holds fewer than this many labels per class (and
+# always on a cold start), then margin with diversity. Measured on MNIST-5k, 20 → 500 labels,
+# spreading_logreg on simclr features (bench/active.py): area under the curve 0.962 against
+# diverse_margin 0.961, margin 0.960, badge 0.959, coreset 0.955, typiclust 0.952, random 0.951.
 AUTO_TYPICLUST_PER_CLASS = 5
 MC_SAMPLES = 20
 
@@ -150,7 +152,7 @@ def select(
     n : how many to pick (at most the number of unlabeled rows).
     strategy : a name of :func:`list_strategies`.
     model : a model in the loop already fitted on ``inputs``/``embeddings`` and ``labels``;
-        default: the ``spreading`` model, fitted here when the strategy needs one.
+        default: the default loop model (``spreading_logreg``), fitted here when the strategy needs one.
     inputs : the model's input per row when it is not ``embeddings`` (e.g. pixels).
     n_classes : default the model's, else ``labels.max() + 1``.
     batch_size : candidates scored at a time.
@@ -238,7 +240,7 @@ def _bald(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 @register_strategy("coreset", needs_model=False, description="k-center greedy on the embeddings (core-set)")
 def _coreset(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    return k_center_greedy(pool.embeddings, pool.labeled, pool.candidates, n, rng=rng, batch_size=pool.batch_size)
+    return k_center_greedy(pool.embeddings, pool.labeled, pool.candidates, n, rng=rng)
 
 
 @register_strategy("badge", needs_model=True,
@@ -266,6 +268,6 @@ def _typiclust(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray
 @register_strategy("auto", needs_model=False,
                    description=f"default: typiclust below {AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin")
 def _auto(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if len(pool.labeled) < AUTO_TYPICLUST_PER_CLASS * pool.n_classes:
+    if len(pool.labeled) < AUTO_TYPICLUST_PER_CLASS * max(pool.n_classes, 1):
         return _typiclust(pool, n, rng)
     return _diverse_margin(pool, n, rng)

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from ..active.curves import DEFAULT_TARGET
-from ..active.models import DEFAULT_MODEL
-from ..active.strategies import DEFAULT_STRATEGY
+from ..active.models import DEFAULT_MODEL, list_loop_models
+from ..active.strategies import AUTO_TYPICLUST_PER_CLASS, DEFAULT_STRATEGY, list_strategies
 from ..errors import LabelwiseError
-from .app import _command, app, out_console
+from .app import Device, _command, app, out_console
+from .crowd import Html
 from .options import (
     Classes,
     Config,
@@ -28,15 +29,18 @@ from .options import (
     read_options,
 )
 
-Html = Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")]
-Backbone = Annotated[str, typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`).")]
+Backbone = Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`; default simclr when PyTorch is installed, else pixels).")]
 Pca = Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce the embeddings to N principal components.")]
 Size = Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")]
-Weights = Annotated[Optional[Path], typer.Option("--weights", help="Backbone (or torchvision model) weights (state_dict).")]
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="Weights of the embedding backbone (a state_dict file).")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn).")]
-Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Also train on pseudo-labels that label spreading gives the pool (spreading is semi-supervised already).")]
+Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn, torchvision).")]
+Pretrained = Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights in the torch hub cache (nothing is downloaded).")]
+STRATEGY_HELP = (f"{', '.join(list_strategies())} (default {DEFAULT_STRATEGY}: typiclust below "
+                 f"{AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin).")
+MODEL_HELP = (f"{', '.join(list_loop_models())}; default {DEFAULT_MODEL} (label spreading over the pool's embeddings, "
+              "averaged with a logistic regression on the labels and the spread pseudo-labels).")
+Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).")]
 
 
 def _names(value: str, option: str) -> list[str]:
@@ -58,15 +62,16 @@ def query(
     data: Data,
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many images to pick.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("query"),
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="random, least_confident, margin, entropy, diverse_margin, bald, coreset, badge, typiclust or auto (default: typiclust below 5 labels per class, then diverse_margin).")] = DEFAULT_STRATEGY,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model in the loop: spreading (label spreading over the pool; default), logreg, linear, mlp or cnn.")] = DEFAULT_MODEL,
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help=f"Strategy: {STRATEGY_HELP}")] = DEFAULT_STRATEGY,
+    model: Annotated[str, typer.Option("--model", "-m", help=f"Model in the loop: {MODEL_HELP}")] = DEFAULT_MODEL,
     semi: Semi = False,
-    backbone: Backbone = "pixels",
+    backbone: Backbone = None,
     pca: Pca = None,
     size: Size = None,
     weights: Weights = None,
     cache_dir: CacheDir = None,
     epochs: Epochs = 30,
+    pretrained: Pretrained = True,
     device: Device = "auto",
     root: Annotated[Optional[Path], typer.Option("--root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder).")] = None,
     url_prefix: Annotated[Optional[str], typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")] = None,
@@ -90,7 +95,7 @@ def query(
         read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
         read.pop("n_jobs")
         result = run_query(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
-                           weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, device=device, root=root,
+                           weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, pretrained=pretrained, device=device, root=root,
                            url_prefix=url_prefix, html=html, random_state=seed, n_jobs=jobs, **read)
         extra.update(result.info)
         i = result.info
@@ -103,9 +108,9 @@ def simulate(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("simulate"),
     grid: Annotated[Optional[Path], typer.Option("--grid", help="YAML grid of experiments (strategies × models × seeds …); the options here are its defaults.", dir_okay=False)] = None,
-    strategies: Annotated[str, typer.Option("--strategies", "-s", help="Comma-separated strategies (see `labelwise query --help`).")] = "random,auto",
-    model: Annotated[str, typer.Option("--model", "-m", help="Model(s) in the loop, comma-separated: spreading, logreg, linear, mlp, cnn.")] = DEFAULT_MODEL,
-    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Embedding backbone(s), comma-separated.")] = "pixels",
+    strategies: Annotated[str, typer.Option("--strategies", "-s", help=f"Comma-separated strategies: {STRATEGY_HELP}")] = "random,auto",
+    model: Annotated[str, typer.Option("--model", "-m", help=f"Model(s) in the loop, comma-separated: {MODEL_HELP}")] = DEFAULT_MODEL,
+    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels).")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each is one repetition.")] = "0,1,2",
     n_start: Annotated[int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")] = 20,
     per_class: Annotated[bool, typer.Option("--per-class", help="--n-start counts labels per class.")] = False,
@@ -115,8 +120,8 @@ def simulate(
     patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Stop a run after N rounds without a better test accuracy.")] = None,
     epochs: Epochs = 30,
     semi: Semi = False,
-    augment: Annotated[str, typer.Option("--augment", help="cnn in the loop: none, light or strong.")] = "none",
-    pretrained: Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights when they are in the torch hub cache.")] = True,
+    augment: Annotated[str, typer.Option("--augment", help="Augmentation of the models in the loop that take pixels (cnn, torchvision): none, light or strong.")] = "none",
+    pretrained: Pretrained = True,
     weights: Weights = None,
     pca: Pca = None,
     size: Size = None,
@@ -145,7 +150,7 @@ def simulate(
         read.pop("n_jobs")
         result = run_simulate(
             data, out, grid=grid, strategies=_names(strategies, "--strategies"), models=_names(model, "--model"),
-            backbones=_names(backbone, "--backbone"), seeds=_ints(seeds, "--seeds"), n_start=n_start,
+            backbones=_names(backbone, "--backbone") if backbone else None, seeds=_ints(seeds, "--seeds"), n_start=n_start,
             per_class=per_class, start=start, n_new=n_new, rounds=rounds, patience=patience, epochs=epochs, semi=semi,
             augment=augment, pretrained=pretrained, weights=weights, size=size, pca=pca, test_pct=test_pct,
             target=target, cache_dir=cache_dir, device=device, html=html, random_state=seed, n_jobs=jobs, **read)

@@ -443,6 +443,11 @@ def demo(
     with _command(out, "demo", locals()) as extra:
         result = run_demo(out, seed=seed)
         extra.update(result)
+        if result["n_pseudo"]:
+            out_console.print(
+                f"missing labels: {result['n_pseudo']} unlabeled images pseudo-labeled "
+                f"({result['pseudo_accuracy_vs_truth']:.1%} right), the {result['n_problematic']} least certain sent to a human"
+            )
         out_console.print(
             f"wrong labels: {result['n_issues']} flagged ({result['issues_precision']:.0%} of them truly wrong, "
             f"{result['issues_recall']:.0%} of the {result['n_flipped']} planted found)"

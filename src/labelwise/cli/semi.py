@@ -32,7 +32,7 @@ def pseudolabel(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("pseudolabel"),
     method: Annotated[str, typer.Option("--method", "-m", help="ensemble (default: best on bench/semi.py), spreading, self-training or knn-kmeans.")] = DEFAULT_METHOD,
     budget: Annotated[Optional[int], typer.Option("--budget", min=0, help="Most problematic images to send to a human (least confident first).")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Confidence below which an image is problematic (default per method: 0.9).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Confidence below which an image is problematic (default per method: 0.9; knn-kmeans 0.5, its mean vote share).")] = None,
     backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`; default simclr when PyTorch is installed, else pixels).")] = None,
     size: Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Backbone weights (state_dict).")] = None,
@@ -71,8 +71,8 @@ def pseudolabel(
         s = result.summary
         extra.update({k: v for k, v in s.items() if k != "per_class"})
         accuracy = f" · estimated accuracy {s['estimated_accuracy']:.1%} ({s['estimate']})" if s["estimated_accuracy"] is not None else ""
-        out_console.print(f"{s['n_pseudo']:,} of {s['n_unlabeled']:,} unlabeled images pseudo-labeled "
-                          f"({s['coverage_of_pool']:.1%}){accuracy}", soft_wrap=True)
+        out_console.print(f"{s['n_pseudo']:,} unlabeled images pseudo-labeled, {s['n_not_problematic']:,} of them not "
+                          f"problematic{accuracy}", soft_wrap=True)
         out_console.print(f"{s['n_problematic']:,} problematic → {out / 'problematic.csv'} and {out / 'problematic.label_studio.json'}"
-                          + (f"; {s['n_left_unlabeled']:,} left unlabeled (over the budget)" if s["n_left_unlabeled"] else ""), soft_wrap=True)
+                          + (f"; {s['n_uncertain_over_budget']:,} more uncertain (over the budget)" if s["n_uncertain_over_budget"] else ""), soft_wrap=True)
         out_console.print(f"train on it: labelwise train {out / 'dataset.csv'} --weight-col confidence; report: {out / 'report.md'}", soft_wrap=True)

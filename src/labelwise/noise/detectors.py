@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -31,6 +31,14 @@ class Detection:
 
 
 Detector = Callable[..., Detection]
+# Confident learning counts a sample into class j when its probability of j reaches class j's
+# threshold, the mean probability of j over the samples labeled j. On a class a model has
+# learned perfectly that mean sits inside a tight cluster, so about half of the wrong labels
+# whose true class is j fall below it and are missed (a toy set in tests/test_noise.py: 2 of 4
+# flips at p = 0.946 against a threshold of 0.953). No threshold is set above this.
+CONFIDENT = 0.9
+# One embedding (n, d), or several of the same samples whose neighbour votes are averaged.
+Embeddings = Union[np.ndarray, Sequence[np.ndarray]]
 _REGISTRY: dict[str, Detector] = {}
 
 
@@ -56,7 +64,7 @@ def detect_cleanlab(
     labels: np.ndarray,
     *,
     pred_probs: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None,
+    embeddings: Embeddings | None = None,
     filter_by: str = "prune_by_noise_rate",
     **_: Any,
 ) -> Detection:
@@ -64,28 +72,61 @@ def detect_cleanlab(
 
     ``filter_by``: any of cleanlab's (``prune_by_noise_rate``, ``prune_by_class``, ``both``,
     ``confident_learning``, ``predicted_neq_given``, ...). Thresholds are per class, so rare
-    classes are judged against their own confidence level.
+    classes are judged against their own confidence level, but never above
+    :data:`CONFIDENT`.
     """
     if pred_probs is None:
         raise LabelwiseError("the cleanlab detector needs out-of-fold probabilities")
+    from cleanlab.count import compute_confident_joint, get_confident_thresholds
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     try:
         with warnings.catch_warnings():  # issues.py warns about tiny classes once, by name
             warnings.filterwarnings("ignore", message=".*too few examples", category=UserWarning)
-            mask = find_label_issues(labels, pred_probs, filter_by=filter_by, min_examples_per_class=1, n_jobs=1)
+            thresholds = np.minimum(np.nan_to_num(get_confident_thresholds(labels, pred_probs), nan=CONFIDENT), CONFIDENT)
+            joint = compute_confident_joint(labels, pred_probs, thresholds=thresholds)
+            mask = find_label_issues(labels, pred_probs, filter_by=filter_by, confident_joint=joint,
+                                     min_examples_per_class=1, n_jobs=1)
     except ValueError as exc:
         raise LabelwiseError(f"cleanlab: {str(exc).splitlines()[0]}") from None
     quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")
     return Detection(np.asarray(mask, bool), np.asarray(quality, float), pred_probs.argmax(1), pred_probs)
 
 
-def neighbor_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, k: int = 10) -> np.ndarray:
+def neighbor_probs(
+    embeddings: Embeddings, labels: np.ndarray, n_classes: int, *, k: int = 10, held_out: np.ndarray | None = None
+) -> np.ndarray:
     """Each sample's share of label votes among its ``k`` nearest neighbours (itself left
-    out; cosine distance), lightly smoothed so that no class has probability 0."""
+    out; cosine distance), lightly smoothed so that no class has probability 0.
+
+    ``embeddings`` may be one array ``(n, d)`` or several of the same samples, e.g. the
+    features of each fold model of a k-fold ensemble. ``held_out`` ``(n_spaces, n)`` bool
+    then says which spaces were learned without each sample's label: a sample is judged
+    in those (votes averaged), or in all spaces where none held it out. A wrong label that
+    a network has fitted pulls its own feature towards the wrong class, so only the
+    spaces that never saw it judge it fairly.
+    """
+    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
+        return _neighbor_votes(embeddings, labels, n_classes, k)
+    spaces = list(embeddings)
+    if not spaces:
+        raise LabelwiseError("the neighbors detector needs at least one embedding")
+    votes = np.stack([_neighbor_votes(np.asarray(e), labels, n_classes, k) for e in spaces])
+    if held_out is None:
+        return votes.mean(0)
+    held_out = np.asarray(held_out, bool)
+    if held_out.shape != votes.shape[:2]:
+        raise LabelwiseError(f"held_out has shape {held_out.shape}, not (spaces, samples) = {votes.shape[:2]}")
+    use = np.where(held_out.any(0), held_out, True)
+    return (votes * use[:, :, None]).sum(0) / use.sum(0)[:, None]
+
+
+def _neighbor_votes(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, k: int) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
 
+    if len(embeddings) != len(labels):
+        raise LabelwiseError(f"{len(embeddings)} embeddings for {len(labels)} labels")
     x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     k = min(k, len(x) - 1)
     if k < 1:
@@ -107,9 +148,10 @@ def detect_neighbors(
     labels: np.ndarray,
     *,
     pred_probs: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None,
+    embeddings: Embeddings | None = None,
     k: int = 20,
     n_classes: int | None = None,
+    held_out: np.ndarray | None = None,
     **_: Any,
 ) -> Detection:
     """Training-free: confident learning on the label votes of the ``k`` nearest
@@ -121,7 +163,7 @@ def detect_neighbors(
     if embeddings is None:
         raise LabelwiseError("the neighbors detector needs embeddings")
     n_classes = n_classes or int(labels.max()) + 1
-    return detect_cleanlab(labels, pred_probs=neighbor_probs(embeddings, labels, n_classes, k=k))
+    return detect_cleanlab(labels, pred_probs=neighbor_probs(embeddings, labels, n_classes, k=k, held_out=held_out))
 
 
 @register_detector
@@ -129,10 +171,11 @@ def detect_ensemble(
     labels: np.ndarray,
     *,
     pred_probs: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None,
+    embeddings: Embeddings | None = None,
     k: int = 20,
     n_classes: int | None = None,
     filter_by: str = "prune_by_noise_rate",
+    held_out: np.ndarray | None = None,
     **_: Any,
 ) -> Detection:
     """Confident learning on the mean of every probability source at hand: the model's
@@ -142,7 +185,7 @@ def detect_ensemble(
     if pred_probs is not None:
         sources.append(pred_probs)
     if embeddings is not None:
-        sources.append(neighbor_probs(embeddings, labels, n_classes or pred_probs.shape[1], k=k))
+        sources.append(neighbor_probs(embeddings, labels, n_classes or pred_probs.shape[1], k=k, held_out=held_out))
     if not sources:
         raise LabelwiseError("the ensemble detector needs probabilities, embeddings or both")
     return detect_cleanlab(labels, pred_probs=np.mean(sources, axis=0), filter_by=filter_by)

@@ -40,12 +40,15 @@ def label_issues(
     k: int = 20,
     filter_by: str = "prune_by_noise_rate",
     n_classes: int | None = None,
+    held_out: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Array-level detection: one row per sample (positionally aligned with ``labels``).
 
     Columns: ``suggested`` (class index), ``label_quality`` (0–1, low = probably wrong),
     ``is_issue`` (the ``method``'s verdict) and ``vote_<detector>`` for every detector that
     the given inputs allow (``cleanlab`` needs ``pred_probs``, ``neighbors`` ``embeddings``).
+    ``embeddings`` may be several spaces of the same samples, ``held_out`` saying which
+    were learned without each sample's label (see :func:`~labelwise.noise.neighbor_probs`).
 
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, .1, (20, 2)) + [1, 0], rng.normal(0, .1, (20, 2)) + [0, 1]]
@@ -55,7 +58,8 @@ def label_issues(
     """
     labels = np.asarray(labels)
     n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
-    options = dict(pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by)
+    options = dict(pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by,
+                   held_out=held_out)
     usable = [name for name in list_detectors() if _usable(name, pred_probs, embeddings)]
     if method not in usable:
         get_detector(method)  # an unknown name: a clear error
@@ -140,7 +144,8 @@ def find_issues(
     labels last): ``folds`` times cheaper. ``"auto"`` (default): oof below
     :data:`DYNAMICS_FROM` labeled images, dynamics from it. ``model="head"`` (or no PyTorch) takes a 5-fold
     logistic regression on the embeddings instead: fast, weaker. Embeddings (``backbone``,
-    cached; default: the trained network's own features, else ``pixels``) feed the
+    cached; default: the features of the models behind the probabilities, each fold model's
+    space voting and the votes averaged, else ``pixels``) feed the
     ``neighbors`` votes. ``method``: ``ensemble`` (default, best on
     bench/noise.py), ``cleanlab`` or ``neighbors`` (training-free).
 
@@ -190,9 +195,11 @@ def find_issues(
         pred_probs = read_probabilities(probs, labeled["sample_id"], ds.classes)
         if not trained_dynamics:
             _warn_if_in_sample(pred_probs, y)
-    embeddings = None
-    if (method != "cleanlab" or pred_probs is None) and backbone is None and trained_dynamics:
-        embeddings = _network_features(Path(out) / "train", labeled, n_jobs)
+    embeddings: Any = None
+    held_out = None
+    networks = _model_folder(probs)
+    if (method != "cleanlab" or pred_probs is None) and backbone is None and networks is not None:
+        embeddings, held_out = _network_features(networks, labeled, n_jobs)
     elif method != "cleanlab" or pred_probs is None:
         embeddings = embed(
             Dataset(labeled, ds.classes, source=ds.source), backbone=backbone or "pixels", size=size, weights=weights,
@@ -201,7 +208,7 @@ def find_issues(
     if pred_probs is None and method != "neighbors":
         pred_probs = out_of_fold_head_probs(embeddings, y, len(ds.classes), folds=folds, random_state=random_state)
     found = label_issues(y, pred_probs=pred_probs, embeddings=embeddings, method=method, k=k,
-                         filter_by=filter_by, n_classes=len(ds.classes))
+                         filter_by=filter_by, n_classes=len(ds.classes), held_out=held_out)
     classes = np.asarray(ds.classes, dtype=object)
     table = pd.DataFrame({
         "sample_id": labeled["sample_id"],
@@ -227,12 +234,26 @@ def find_issues(
     return result
 
 
-def _network_features(folder: Path, labeled: pd.DataFrame, n_jobs: int) -> np.ndarray:
-    """The embedding that the network trained in ``folder`` learned, for the labeled images."""
+def _model_folder(probs: Any) -> Path | None:
+    """The ``train`` folder behind ``probs`` (a folder, or a file in one), if it holds models."""
+    from ..train.kfold import MODEL_FILE
+
+    if probs is None or isinstance(probs, pd.DataFrame):
+        return None
+    folder = Path(probs) if Path(probs).is_dir() else Path(probs).parent
+    return folder if (folder / MODEL_FILE).is_file() else None
+
+
+def _network_features(folder: Path, labeled: pd.DataFrame, n_jobs: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The embedding each model trained in ``folder`` learned (one per fold model) for the
+    labeled images, and which of them each model held out. Neighbour votes in the spaces
+    that held a sample out beat votes on pixels: MNIST-5k, 20% uniform noise, F1 0.966 vs
+    0.855 (z-scored pixels) alone, 0.967 vs 0.946 in the ensemble (bench/noise.py)."""
     from ..train.prediction import Ensemble
 
     ensemble = Ensemble.load(folder)
-    return ensemble.members[0].transform(ensemble.inputs(labeled, n_jobs=n_jobs))
+    X = ensemble.inputs(labeled, n_jobs=n_jobs)
+    return [member.transform(X) for member in ensemble.members], ~ensemble.trained_on(labeled["sample_id"])
 
 
 def _trains(model: str | None) -> bool:

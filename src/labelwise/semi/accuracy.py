@@ -13,6 +13,7 @@ import pandas as pd
 from .methods import get_method
 
 COVERAGES = (0.5, 0.8, 0.9, 1.0)
+NOT_PROBLEMATIC = "not problematic"
 
 
 @dataclass
@@ -60,12 +61,13 @@ def cross_validate_seeds(embeddings: np.ndarray, labels: np.ndarray, *, method: 
     return HeldOutSeeds(np.concatenate(conf), np.concatenate(correct), np.concatenate(problem), n_folds)
 
 
-def coverage_table(pool_confidence: np.ndarray, accepted: np.ndarray, held: HeldOutSeeds | None, *,
+def coverage_table(pool_confidence: np.ndarray, vouched: np.ndarray, held: HeldOutSeeds | None, *,
                    coverages: Sequence[float] = COVERAGES) -> pd.DataFrame:
     """Coverage of the unlabeled pool vs estimated accuracy.
 
     One row per ``coverages`` level (the most confident share of the pool) plus one for the
-    accepted pseudo labels (``accepted``: bool per pool row). ``estimated_accuracy`` is the
+    pseudo labels the method vouches for (``vouched``: bool per pool row, named
+    ``NOT_PROBLEMATIC``). ``estimated_accuracy`` is the
     accuracy of the held-out labeled rows at least as confident as the level's cut-off
     (``held``), else the mean confidence of the covered rows (``estimate`` says which);
     ``held_out_n`` is how many held-out rows that figure rests on.
@@ -73,10 +75,10 @@ def coverage_table(pool_confidence: np.ndarray, accepted: np.ndarray, held: Held
     conf = np.sort(np.asarray(pool_confidence, float))[::-1]
     rows = []
     levels = [(f"top {c:.0%}", c, int(round(c * len(conf)))) for c in coverages]
-    levels.append(("accepted pseudo labels", len(np.flatnonzero(accepted)) / max(len(conf), 1), int(np.sum(accepted))))
+    levels.append((NOT_PROBLEMATIC, len(np.flatnonzero(vouched)) / max(len(conf), 1), int(np.sum(vouched))))
     for name, share, n in levels:
-        if name == "accepted pseudo labels":
-            covered = np.asarray(pool_confidence, float)[np.asarray(accepted, bool)]
+        if name == NOT_PROBLEMATIC:
+            covered = np.asarray(pool_confidence, float)[np.asarray(vouched, bool)]
             mask = None if held is None else ~held.problematic
         else:
             covered = conf[:n]

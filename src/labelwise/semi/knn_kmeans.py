@@ -22,8 +22,8 @@ class KnnKMeans(BaseEstimator):
        ``similarity`` is :func:`labelwise.crowd.propagate.knn_propagate`'s cosine-weighted
        vote). ``k`` is capped at the smallest class's number of labeled rows, so that a
        uniform vote can always be won by one class. A row whose members agree at least
-       ``agreement`` of the time (and whose mean vote share is at least ``min_share``) gets
-       the majority's label as candidate; otherwise it is problematic.
+       ``agreement`` of the time, with a mean vote share (its confidence) of at least
+       ``threshold``, gets the majority's label as candidate; otherwise it is problematic.
     2. **Seeded k-means**: one centroid per labeled row, initialised at that row's embedding
        (``init`` = the labeled embeddings, ``n_init=1``); every row takes the label of the
        row its cluster was seeded with.
@@ -38,6 +38,7 @@ class KnnKMeans(BaseEstimator):
     knn_votes_ : (n, members) int, each member's vote (labeled rows: their label).
     kmeans_ : the fitted :class:`sklearn.cluster.KMeans`; ``cluster_labels_`` (n,) the label it gives.
     members_ : ``[(k, weighting)]`` in column order of ``knn_votes_``.
+    near_ : (n,) bool, rows problematic only because a nearest neighbour is.
 
     Examples
     --------
@@ -47,12 +48,12 @@ class KnnKMeans(BaseEstimator):
     """
 
     def __init__(self, *, ks: Sequence[int] = (3, 5, 10), weightings: Sequence[str] = WEIGHTINGS,
-                 agreement: float = 0.75, min_share: float = 0.5, n_neighbors: int = 5,
+                 agreement: float = 0.75, threshold: float = 0.5, n_neighbors: int = 5,
                  n_classes: int | None = None, random_state: int = 0) -> None:
         self.ks = ks
         self.weightings = weightings
         self.agreement = agreement
-        self.min_share = min_share
+        self.threshold = threshold
         self.n_neighbors = n_neighbors
         self.n_classes = n_classes
         self.random_state = random_state
@@ -84,7 +85,7 @@ class KnnKMeans(BaseEstimator):
         self.cluster_labels_ = y[seeds][self.kmeans_.labels_]
 
         unlabeled = y < 0
-        split = unlabeled & ((agree < self.agreement) | (share < self.min_share))
+        split = unlabeled & ((agree < self.agreement) | (share < self.threshold))
         differ = unlabeled & ~split & (self.cluster_labels_ != majority)
         problematic = split | differ
         why = np.full(len(y), "", dtype=object)
@@ -96,6 +97,7 @@ class KnnKMeans(BaseEstimator):
         self.transduction_ = np.where(unlabeled, majority, y)
         self.confidence_ = np.where(unlabeled, share, 1.0)
         self.problematic_ = problematic | near
+        self.near_ = near
         self.why_ = why
         return self
 

@@ -39,7 +39,8 @@ def map_coordinates(embeddings: np.ndarray, *, max_points: int = 5000, keep: np.
 
 def plot_map(xy: np.ndarray, labels: Sequence[object], source: Sequence[str], classes: Sequence[str],
              path: str | os.PathLike[str]) -> Path:
-    """The map: colour = label (grey when none), ● given, · pseudo, × problematic, ○ left unlabeled."""
+    """The map: colour = label (grey when none), ● given, · pseudo, ○ uncertain (problematic
+    beyond the budget), × problematic."""
     from matplotlib.lines import Line2D
 
     labels = pd.Series(list(labels), dtype=object)
@@ -50,14 +51,14 @@ def plot_map(xy: np.ndarray, labels: Sequence[object], source: Sequence[str], cl
                        for v in labels])
     fig = new_figure(8.5, 7)
     ax = fig.add_subplot()
-    styles = {"pseudo": dict(marker=".", s=14, alpha=0.45, linewidths=0),
-              "unlabeled": dict(marker="o", s=10, alpha=0.5, facecolors="none"),
+    styles = {"pseudo": dict(marker="o", s=12, alpha=0.8, linewidths=0),
+              "uncertain": dict(marker="o", s=10, alpha=0.5, facecolors="none"),
               "problematic": dict(marker="x", s=22, alpha=0.9, linewidths=1.0),
               "given": dict(marker="o", s=40, alpha=1.0, edgecolors="black", linewidths=0.7)}
     for name, style in styles.items():
         rows = source == name
         if rows.any():
-            extra = {"edgecolors": colour[rows]} if name == "unlabeled" else {"c": colour[rows]}
+            extra = {"edgecolors": colour[rows]} if name == "uncertain" else {"c": colour[rows]}
             ax.scatter(xy[rows, 0], xy[rows, 1], label=f"{name} ({int(rows.sum())})", **style, **extra)
     fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     if len(classes) <= 40:
@@ -77,10 +78,10 @@ def plot_coverage(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax = fig.add_subplot()
     ax.plot(levels["share_of_pool"], levels["estimated_accuracy"], "o-", label="estimated accuracy")
     ax.plot(levels["share_of_pool"], levels["mean_confidence"], "s--", label="mean confidence", alpha=0.7)
-    accepted = table[~table["coverage"].str.startswith("top")]
-    if len(accepted) and accepted["n_images"].iloc[0] > 0:
-        ax.scatter(accepted["share_of_pool"], accepted["estimated_accuracy"], marker="*", s=160, color="#c44",
-                   zorder=3, label="accepted pseudo labels")
+    vouched = table[~table["coverage"].str.startswith("top")]
+    if len(vouched) and vouched["n_images"].iloc[0] > 0:
+        ax.scatter(vouched["share_of_pool"], vouched["estimated_accuracy"], marker="*", s=160, color="#c44",
+                   zorder=3, label="not problematic")
     ax.set_xlabel("share of the unlabeled pool (most confident first)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1.02)

@@ -24,20 +24,20 @@ class PseudoLabels:
 
     Attributes
     ----------
-    labels : int (n,): the given label, the pseudo label where accepted, else ``-1``.
-    suggested : int (n,): the method's best guess for every row (labeled rows: their label).
+    labels : int (n,): the given label, else the method's pseudo label (every row has one).
     confidence : float (n,): in [0, 1]; 1 for labeled rows.
-    source : object (n,): ``given``, ``pseudo`` or ``""`` (left unlabeled).
+    source : object (n,): ``given`` or ``pseudo``.
+    vouched : bool (n,): pseudo labels the method vouches for (not problematic to it, budget aside).
     problematic : bool (n,): rows worth a human's time (at most ``budget``).
-    why : object (n,): why a row is problematic or left unlabeled, else ``""``.
-    votes : ``{method: (n,) int}`` every method's guess (``-1`` where it has none).
+    why : object (n,): why a row is problematic (or uncertain beyond the budget), else ``""``.
+    votes : ``{method: (n,) int}`` every method's label.
     method : the method that decided.
     """
 
     labels: np.ndarray
-    suggested: np.ndarray
     confidence: np.ndarray
     source: np.ndarray
+    vouched: np.ndarray
     problematic: np.ndarray
     why: np.ndarray
     method: str
@@ -61,10 +61,10 @@ def pseudo_label(
 ) -> PseudoLabels:
     """Pseudo-label the rows with ``labels == -1`` by ``method``.
 
-    Rows the method does not vouch for are problematic; with ``budget`` only the ``budget``
-    least confident of them stay problematic (the labeling tasks), the others are left
-    unlabeled. Given labels are never changed, and a class without a labeled row is never
-    predicted.
+    Every unlabeled row gets the method's best guess and its confidence. Rows the method
+    does not vouch for are problematic; with ``budget`` only the ``budget`` least confident
+    of them stay problematic (the labeling tasks). Given labels are never changed, and a
+    class without a labeled row is never predicted.
 
     Parameters
     ----------
@@ -103,18 +103,16 @@ def pseudo_label(
     chosen = fitted[method]
     if chosen is None:
         empty = np.zeros(len(y), bool)
-        return PseudoLabels(y.copy(), y.copy(), np.ones(len(y)), np.full(len(y), "given", dtype=object), empty,
+        return PseudoLabels(y.copy(), np.ones(len(y)), np.full(len(y), "given", dtype=object), empty, empty.copy(),
                             np.full(len(y), "", dtype=object), method, {n: y.copy() for n in names})
-    problematic = chosen.problematic_ & unlabeled
+    doubtful = np.asarray(chosen.problematic_, bool) & unlabeled
     why = np.where(unlabeled, chosen.why_, "").astype(object)
-    problematic, why = apply_budget(problematic, chosen.confidence_, why, budget)
-    accepted = unlabeled & ~np.asarray(chosen.problematic_, bool)
-    source = np.where(~unlabeled, "given", np.where(accepted, "pseudo", "")).astype(object)
+    problematic, why = apply_budget(doubtful, chosen.confidence_, why, budget)
     return PseudoLabels(
-        labels=np.where(~unlabeled, y, np.where(accepted, chosen.transduction_, -1)),
-        suggested=np.asarray(chosen.transduction_, np.int64),
+        labels=np.where(unlabeled, chosen.transduction_, y).astype(np.int64),
         confidence=np.where(unlabeled, chosen.confidence_, 1.0),
-        source=source,
+        source=np.where(unlabeled, "pseudo", "given").astype(object),
+        vouched=unlabeled & ~doubtful,
         problematic=problematic,
         why=why,
         method=method,

@@ -16,12 +16,17 @@ CRITERIA = ("threshold", "k_best", "fraction")
 
 def default_estimator(random_state: int = 0) -> Any:
     """The base model: a logistic regression on unit-length embeddings (seconds on CPU; on
-    MNIST-5k PCA-50 pixels it beat standardised inputs, 0.80 vs 0.76 pool accuracy)."""
+    MNIST-5k PCA-50 pixels it beat standardised inputs, 0.80 vs 0.76 pool accuracy).
+
+    ``C=100`` (weak regularisation): with ``C=10`` its probabilities are so flat that at the
+    default threshold 0.9 it accepted only 18% of the MNIST-5k pool (simclr features, 10
+    labels per class) against 82% with ``C=100``, at 0.944 vs 0.950 pool accuracy.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer
 
-    return make_pipeline(Normalizer(), LogisticRegression(C=10.0, max_iter=1000, random_state=random_state))
+    return make_pipeline(Normalizer(), LogisticRegression(C=100.0, max_iter=1000, random_state=random_state))
 
 
 def is_transductive(model: Any) -> bool:
