@@ -18,6 +18,7 @@ from labelwise import load_dataset
 from labelwise.cli.app import app
 from labelwise.errors import LabelwiseError
 from labelwise.semi import (
+    Ensemble,
     KnnKMeans,
     SelfTraining,
     Spreading,
@@ -26,7 +27,7 @@ from labelwise.semi import (
     pseudo_label,
     pseudolabel,
 )
-from labelwise.semi.accuracy import coverage_table, cross_validate_seeds
+from labelwise.semi.accuracy import HeldOutSeeds, coverage_table, cross_validate_seeds
 from labelwise.semi.methods import unit_rows
 from labelwise.semi.self_training import default_estimator
 
@@ -202,10 +203,56 @@ def test_accuracy_is_estimated_on_hidden_seeds_or_from_confidence(task):
 
 
 def test_spreading_flags_rows_no_seed_reaches():
-    X = np.array([[0, 1.0], [0.1, 1], [1, 0], [1, 0.1], [0.05, 1], [1, 0.05]])
-    est = Spreading(n_neighbors=2).fit(X, np.array([0, -1, 1, -1, -1, -1]))
-    assert est.problematic_[[1, 4]].all()
-    assert "no labeled image reachable" in est.why_[1]
+    # three tight clusters of 3 along the axes: with 2 neighbours a row links only to its own
+    # cluster, and the third cluster holds no label
+    X = np.repeat(np.eye(3), 3, axis=0) + np.tile([[0.01, 0.02, 0.0], [0.0, 0.01, 0.02], [0.02, 0.0, 0.01]], (3, 1))
+    y = np.array([0, -1, -1, 1, -1, -1, -1, -1, -1])
+    est = Spreading(n_neighbors=2).fit(X, y)
+    assert est.transduction_[:6].tolist() == [0, 0, 0, 1, 1, 1] and not est.problematic_[:6].any()
+    assert est.problematic_[6:].all() and set(est.why_[6:]) == {"no labeled image reachable in the neighbour graph"}
+    assert np.allclose(est.label_distributions_[6:], [0.5, 0.5])  # no guess beyond the seeded classes
+
+
+def test_semi_and_active_share_one_spreading(task):
+    # labelwise.active's loop model and the pseudo-labeling method are one implementation;
+    # the method caches the neighbour graph, the loop model does not
+    from labelwise.active.models import SpreadingModel
+
+    X, y, _ = task
+    X = X.astype(np.float32)
+    loop = SpreadingModel(10).fit(X, y).distributions_
+    for _ in range(2):  # the second fit reads the cached graph
+        assert np.array_equal(Spreading(n_neighbors=10).fit(X, y).label_distributions_, loop)
+
+
+def test_ensemble_is_the_sharpened_mean_of_spreading_and_self_trained_spreading(task):
+    X, y, _ = task
+    plain = Ensemble(check=False, sharpen=1.0).fit(X, y)
+    mean = (plain.spread_.label_distributions_ + plain.self_training_.label_distributions_) / 2
+    assert np.allclose(plain.label_distributions_, mean)
+    sharp = Ensemble(check=False).fit(X, y)
+    assert np.allclose(sharp.label_distributions_, mean**2 / (mean**2).sum(1, keepdims=True))
+    assert np.array_equal(sharp.transduction_, plain.transduction_)  # sharpening moves confidences only
+    pool = y < 0
+    assert (sharp.confidence_[pool] >= plain.confidence_[pool] - 1e-12).all()
+    with pytest.raises(LabelwiseError, match="sharpen must be > 0, got 0"):
+        Ensemble(sharpen=0).fit(X, y)
+
+
+def test_full_coverage_counts_every_held_out_image():
+    held = HeldOutSeeds(confidence=np.array([0.2, 0.95]), correct=np.array([False, True]),
+                        problematic=np.array([True, False]), folds=2)
+    table = coverage_table(np.array([0.9, 0.8, 0.5, 0.4]), np.array([True, True, False, False]), held).set_index("coverage")
+    assert table.loc["top 100%", "held_out_n"] == 2 and table.loc["top 100%", "estimated_accuracy"] == 0.5
+    assert table.loc["top 50%", "held_out_n"] == 1 and table.loc["top 50%", "estimated_accuracy"] == 1.0
+
+
+def test_default_backbone_lives_in_features_and_semi_re_exports_it():
+    import labelwise.features
+    import labelwise.semi
+
+    assert labelwise.semi.default_backbone is labelwise.features.default_backbone
+    assert labelwise.features.default_backbone() in labelwise.features.list_backbones()
 
 
 # --- the pseudolabel command on image files ---------------------------------------------------

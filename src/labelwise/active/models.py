@@ -36,6 +36,8 @@ import numpy as np
 
 from ..errors import LabelwiseError
 from ..features.torchvision_backbones import ARCHITECTURES as _TORCHVISION_ARCHITECTURES
+from ..semi.spreading import SPREAD_ALPHA, SPREAD_NEIGHBORS, SPREAD_POWER, fit_spreading, normalise_rows
+from ..semi.spreading import CosineKNNKernel as CosineKNNKernel  # re-exported
 
 log = logging.getLogger("labelwise")
 
@@ -44,63 +46,12 @@ SEMI_SUPERVISED = ("spreading_logreg", "spreading")  # models that use the unlab
 NEURAL = ("linear", "mlp", "cnn", *TORCHVISION)
 
 DEFAULT_MODEL = "spreading_logreg"
-# Label spreading: neighbours per row, clamping (share of a row's labels that comes from its
-# neighbours) and the power sharpening cosine similarities (Iscen et al., 2019). Measured on
-# MNIST-5k (bench/active.py): k=10 and alpha=0.9 beat scikit-learn's unweighted knn kernel
-# by 4 points at 20 labels.
-SPREAD_NEIGHBORS = 10
-SPREAD_ALPHA = 0.9
-SPREAD_POWER = 3
+# Label spreading (SPREAD_NEIGHBORS, SPREAD_ALPHA, SPREAD_POWER, CosineKNNKernel): one
+# implementation with pseudo-labeling, labelwise.semi.spreading, where the defaults are measured.
 # Pseudo-labels below this spread probability are left out; the others are weighted by it.
 # Measured on MNIST-5k with logreg: all rows, weighted (0) beat the confident ones at 0.9
 # unweighted by 0.6 points of area under the curve.
 PSEUDO_THRESHOLD = 0.0
-
-
-# ---------------------------------------------------------------- graph kernel
-
-
-class CosineKNNKernel:
-    """Affinities for :class:`~sklearn.semi_supervised.LabelSpreading`: each row is
-    linked to its ``k`` nearest rows by cosine similarity raised to ``power`` (negative
-    similarities count as 0); the graph on the training rows is made symmetric.
-
-    Called as ``kernel(X, X)`` while fitting (a sparse ``(n, n)`` graph) and
-    ``kernel(X_fit, X_new)`` when predicting (sparse ``(n_fit, n_new)``).
-    """
-
-    def __init__(self, k: int = SPREAD_NEIGHBORS, power: float = SPREAD_POWER, batch_size: int = 4096) -> None:
-        self.k = k
-        self.power = power
-        self.batch_size = batch_size
-        self._index: Any = None
-        self._fit_id: int | None = None
-
-    def __call__(self, A: np.ndarray, B: np.ndarray) -> Any:
-        from scipy import sparse
-        from sklearn.neighbors import NearestNeighbors
-
-        same = A is B
-        if self._index is None or self._fit_id != id(A):
-            self._index = NearestNeighbors(n_neighbors=min(self.k + 1, len(A))).fit(_unit(A))
-            self._fit_id = id(A)
-        k = min(self.k + int(same), len(A))
-        rows, cols, vals = [], [], []
-        for start in range(0, len(B), self.batch_size):
-            dist, idx = self._index.kneighbors(_unit(B[start : start + self.batch_size]), n_neighbors=k)
-            if same:  # a row is not its own neighbour
-                dist, idx = dist[:, 1:], idx[:, 1:]
-            sim = np.clip(1.0 - dist**2 / 2.0, 0.0, None) ** self.power
-            rows.append(idx.ravel())
-            cols.append(np.repeat(np.arange(start, start + len(idx)), idx.shape[1]))
-            vals.append(sim.ravel())
-        W = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(A), len(B)))
-        return (W + W.T).tocoo() if same else W.tocsr()
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 # ---------------------------------------------------------------- models
@@ -157,11 +108,9 @@ class LoopModel:
 
 
 class SpreadingModel(LoopModel):
-    """Label spreading over a cosine kNN graph (scikit-learn's ``LabelSpreading`` with
-    :class:`CosineKNNKernel`), class-balanced: each class's spread mass is divided by its
-    number of labels, so a class that happens to hold more labels does not flood the graph
-    (Iscen et al., 2019). New rows get the similarity-weighted distribution of their
-    ``k`` nearest fitted rows."""
+    """Label spreading over a cosine kNN graph, class-balanced
+    (:func:`labelwise.semi.spreading.fit_spreading`, shared with pseudo-labeling). New rows
+    get the similarity-weighted distribution of their ``k`` nearest fitted rows."""
 
     def __init__(self, n_classes: int, *, k: int = SPREAD_NEIGHBORS, alpha: float = SPREAD_ALPHA,
                  power: float = SPREAD_POWER, random_state: int = 0) -> None:
@@ -169,33 +118,16 @@ class SpreadingModel(LoopModel):
         self.k, self.alpha, self.power = k, alpha, power
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> None:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.semi_supervised import LabelSpreading
-
-        self.model_ = LabelSpreading(kernel=CosineKNNKernel(self.k, self.power), alpha=self.alpha, max_iter=200, tol=1e-4)
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model_.fit(np.asarray(X, dtype=np.float32), y)
-        counts = np.bincount(y[y >= 0], minlength=self.n_classes)[self.model_.classes_]
-        dist = np.nan_to_num(self.model_.label_distributions_, nan=0.0) / counts
-        self.model_.label_distributions_ = _normalise(dist)
+        self.model_, _ = fit_spreading(X, y, self.n_classes, n_neighbors=self.k, alpha=self.alpha, power=self.power)
         self.distributions_ = self._widen(self.model_.label_distributions_, self.model_.classes_)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             p = self.model_.predict_proba(np.asarray(X, dtype=np.float32))
-        return self._widen(_normalise(np.nan_to_num(p, nan=0.0)), self.model_.classes_)
+        return self._widen(normalise_rows(np.nan_to_num(p, nan=0.0)), self.model_.classes_)
 
     def proba_rows(self, rows: np.ndarray) -> np.ndarray:
         return self.distributions_[rows]
-
-
-def _normalise(p: np.ndarray) -> np.ndarray:
-    """Rows scaled to sum to 1; an all-zero row (no path to any label) becomes uniform."""
-    total = p.sum(1, keepdims=True)
-    return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / max(p.shape[1], 1))
 
 
 class LogRegModel(LoopModel):

@@ -76,8 +76,7 @@ def query(
         Unknown strategy or model, or fewer than ``n`` unlabeled images.
     """
     from .. import load_dataset
-    from ..features import embed
-    from ..semi import default_backbone
+    from ..features import default_backbone, embed
 
     t0 = time.perf_counter()
     backbone = backbone or default_backbone()

@@ -103,7 +103,7 @@ def simulate(
              "size": size, "pca": pca}
     base = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None}
     if backbones is None:
-        from ..semi import default_backbone
+        from ..features import default_backbone
 
         base["backbones"] = [default_backbone()]
     spec = read_grid(grid) if isinstance(grid, (str, os.PathLike)) else check_grid(grid or {})

@@ -6,7 +6,7 @@ when they are created.
 
 from . import torchvision_backbones as _torchvision_backbones  # noqa: F401 - registers the CNNs
 from . import ssl as _ssl  # noqa: F401 - registers simclr
-from .backbones import Backbone, PixelsBackbone, create_backbone, list_backbones, register_backbone
+from .backbones import Backbone, PixelsBackbone, create_backbone, default_backbone, list_backbones, register_backbone
 from .cache import VectorCache, default_cache_dir
 from .embed import embed
 
@@ -15,6 +15,7 @@ __all__ = [
     "PixelsBackbone",
     "VectorCache",
     "create_backbone",
+    "default_backbone",
     "default_cache_dir",
     "embed",
     "list_backbones",

@@ -7,6 +7,7 @@ then optionally post-processes the whole set (``finish``), which is never cached
 from __future__ import annotations
 
 import abc
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from ..errors import LabelwiseError
 from .preprocess import GRAY_MODES, load_square
 
 WeightsArg = str | os.PathLike[str] | None
+log = logging.getLogger("labelwise")
 
 
 class Backbone(abc.ABC):
@@ -82,6 +84,20 @@ def list_backbones() -> list[str]:
     ['pixels', 'resnet18']
     """
     return list(_REGISTRY)
+
+
+def default_backbone() -> str:
+    """The backbone for images no pretrained weights fit: ``simclr`` (features learned from the
+    images themselves) when PyTorch is installed, else ``pixels``, with a warning."""
+    if "simclr" in _REGISTRY:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            log.warning("PyTorch is not installed: using raw pixels, which are much weaker than simclr features "
+                        "(pip install 'labelwise[torch]')")
+        else:
+            return "simclr"
+    return "pixels"
 
 
 def create_backbone(

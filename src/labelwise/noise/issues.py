@@ -15,7 +15,7 @@ from .._io import write_npy, write_table
 from ..data import Dataset
 from ..data.table import checked_probabilities, read_probability_table
 from ..errors import LabelwiseError
-from .detectors import get_detector, list_detectors
+from .detectors import DEFAULT_FILTER, get_detector, list_detectors
 
 log = logging.getLogger("labelwise")
 
@@ -37,8 +37,8 @@ def label_issues(
     pred_probs: np.ndarray | None = None,
     embeddings: np.ndarray | None = None,
     method: str = "neighbors",
-    k: int = 20,
-    filter_by: str = "prune_by_noise_rate",
+    k: int | None = None,
+    filter_by: str = DEFAULT_FILTER,
     n_classes: int | None = None,
     held_out: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -124,8 +124,8 @@ def find_issues(
     weights: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     method: str = "ensemble",
-    k: int = 20,
-    filter_by: str = "prune_by_noise_rate",
+    k: int | None = None,
+    filter_by: str = DEFAULT_FILTER,
     folds: int = 5,
     top: int = 24,
     html: bool = True,

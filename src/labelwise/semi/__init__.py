@@ -7,11 +7,12 @@ Methods (registered by name, :func:`list_methods`) work on embeddings and class 
 
 from __future__ import annotations
 
+from ..features import default_backbone  # re-exported: it lives in labelwise.features
 from .ensemble import DEFAULT_METHOD, Ensemble
 from .knn_kmeans import KnnKMeans
 from .methods import get_method, list_methods, register_method
 from .pseudo import PseudoLabels, apply_budget, pseudo_label
-from .pseudolabel import PseudolabelResult, default_backbone, pseudolabel
+from .pseudolabel import PseudolabelResult, pseudolabel
 from .self_training import SelfTraining
 from .spreading import Spreading
 

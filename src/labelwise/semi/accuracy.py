@@ -82,7 +82,8 @@ def coverage_table(pool_confidence: np.ndarray, vouched: np.ndarray, held: HeldO
             mask = None if held is None else ~held.problematic
         else:
             covered = conf[:n]
-            cut = covered[-1] if n else np.inf
+            # the whole pool: every held-out row counts, also one less confident than any pool row
+            cut = -np.inf if n >= len(conf) else covered[-1] if n else np.inf
             mask = None if held is None else held.confidence >= cut
         row = {"coverage": name, "share_of_pool": round(float(share), 4), "n_images": int(n),
                "mean_confidence": round(float(covered.mean()), 4) if len(covered) else None}

@@ -15,6 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from ..data import Dataset
 from ..errors import LabelwiseError
+from ..features import default_backbone
 from .accuracy import NOT_PROBLEMATIC, coverage_table, cross_validate_seeds
 from .ensemble import DEFAULT_METHOD
 from .pseudo import PseudoLabels, pseudo_label
@@ -41,21 +42,6 @@ class PseudolabelResult:
     dataset: Dataset
     coverage: pd.DataFrame
     summary: dict[str, Any]
-
-
-def default_backbone() -> str:
-    """``simclr`` (features learned from the images themselves) when it is available, else ``pixels``."""
-    from ..features import list_backbones
-
-    if "simclr" in list_backbones():
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            log.warning("PyTorch is not installed: pseudo-labeling on raw pixels, which is much weaker than simclr "
-                        "features (pip install 'labelwise[torch]')")
-        else:
-            return "simclr"
-    return "pixels"
 
 
 def pseudolabel(
@@ -85,7 +71,7 @@ def pseudolabel(
 ) -> PseudolabelResult:
     """Pseudo-label the unlabeled images of ``data`` from its labeled ones.
 
-    Images are embedded by ``backbone`` (default :func:`default_backbone`; cached, see
+    Images are embedded by ``backbone`` (default :func:`labelwise.features.default_backbone`; cached, see
     :func:`labelwise.embed`) or ``embeddings`` are given (rows in table order); ``method``
     (:func:`labelwise.semi.list_methods`, default ``ensemble``) labels the pool. Rows of the
     ``hold_out`` split are neither seeds nor pool: they stay as they are, so a model
@@ -286,7 +272,7 @@ def _report(out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: p
     if summary["estimate"].startswith("mean confidence") and summary["n_pseudo"]:
         rep.warning("no class has 2 labeled images, so the pseudo labels cannot be checked against hidden ones: the "
                     "estimated accuracy is their mean confidence, which can be far off (bench/semi.py, MNIST-5k with 1 "
-                    "label per class: 0.66 estimated, 0.91 measured); label a second image per class")
+                    "label per class: 0.64 estimated, 0.93 measured); label a second image per class")
     if summary["classes_without_seed"]:
         rep.warning(f"no labeled image of class(es) {', '.join(map(str, summary['classes_without_seed']))}: none is "
                     "pseudo-labeled as such; label a few and rerun")
