@@ -38,6 +38,7 @@ DIMS_AT_32 = {
     "mobilenet_v3_small": 1024,
     "efficientnet_b0": 1280,
     "convnext_tiny": 768,
+    "simclr": 8 * 16,  # 8 · SimCLRSettings.width
 }
 CNN = {"backbone": "resnet18", "size": 32}
 
