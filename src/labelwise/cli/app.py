@@ -364,7 +364,7 @@ def issues(
     probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or a sample_id, prob_<class> table (default: train --model on the given labels).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model trained on the given labels for the probabilities (see `labelwise models`), or `head`: a 5-fold logistic regression on the embeddings (fast, weaker).")] = "cnn",
     source: Annotated[str, typer.Option("--source", help="oof: --folds models, out-of-fold probabilities; dynamics: one model on all labels, softmax averaged over its epochs (--folds times faster); auto: oof below 10,000 labeled images.")] = "auto",
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 30 with dynamics, 8 with oof).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 40 with dynamics, 8 with oof).")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror images when training --model (photos yes; digits and text no).")] = False,
     folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Folds for the out-of-fold probabilities.")] = 5,
     method: Annotated[str, typer.Option("--method", help="ensemble (default: best on bench/noise.py), cleanlab or neighbors (training-free).")] = "ensemble",
