@@ -24,7 +24,7 @@ MIN_PER_CLASS = 5
 # epochs keep a network from memorising the wrong labels it is meant to expose.
 # Dynamics: 40 epochs, because the average is only as good as the network (CIFAR-10N 10k,
 # bench/noise.py: 30 → 40 epochs, F1 0.648 → 0.660 on random_label1, 0.764 → 0.758 on
-# worse_label, 9.4 → 12.3 minutes on 2 cores).
+# worse_label, 9.4 → 11.7–12.8 minutes on 2 cores).
 ISSUES_EPOCHS = {"dynamics": {"cnn": 40}, "oof": {"cnn": 8}}
 SOURCES = ("auto", *ISSUES_EPOCHS)
 # source="auto": out-of-fold below this many labeled images, training dynamics from it. On
