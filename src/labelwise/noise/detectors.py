@@ -120,6 +120,9 @@ def detect_cleanlab(
     return Detection(np.asarray(mask, bool), np.asarray(quality, float), pred_probs.argmax(1), pred_probs)
 
 
+MAX_NEIGHBORS = 50
+
+
 def auto_neighbors(labels: np.ndarray) -> int:
     """How many neighbours vote when none is asked for: a quarter of the smallest class,
     between 5 and :data:`MAX_NEIGHBORS`. More votes average out more of the label noise
@@ -129,8 +132,6 @@ def auto_neighbors(labels: np.ndarray) -> int:
     smallest = int(counts[counts > 0].min()) if counts.any() else 0
     return int(np.clip(smallest // 4, 5, MAX_NEIGHBORS))
 
-
-MAX_NEIGHBORS = 50
 
 
 def neighbor_probs(

@@ -64,13 +64,13 @@ class Ensemble(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Ensemble:
+        if self.sharpen <= 0:
+            raise LabelwiseError(f"sharpen must be > 0, got {self.sharpen!r}")
         X, y, k = check_inputs(X, y, self.n_classes)
         spread = Spreading(n_neighbors=self.n_neighbors, threshold=self.threshold, n_classes=k)
         self.spread_ = clone(spread).fit(X, y)
         self.self_training_ = SelfTraining(spread, criterion="fraction", rounds=self.rounds, threshold=self.threshold,
                                            n_classes=k, random_state=self.random_state).fit(X, y)
-        if self.sharpen <= 0:
-            raise LabelwiseError(f"sharpen must be > 0, got {self.sharpen!r}")
         probs = ((self.spread_.label_distributions_ + self.self_training_.label_distributions_) / 2) ** self.sharpen
         probs /= probs.sum(1, keepdims=True)
         finish(self, y, probs, threshold=self.threshold, problem="spread probability low")

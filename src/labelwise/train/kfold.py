@@ -251,7 +251,7 @@ def train(
     for k in range(n_models):
         fold_dir = out / f"fold-{k}"
         valid_mask = pool_fold == k
-        train_mask = ~valid_mask if folds >= 2 else pool_fold == -1
+        train_mask = fold_training_rows(pool_fold, k, folds)
         model_path = fold_dir / "model.pt"
         if resume and model_path.exists():
             log.info("fold %d: already trained, loading %s", k, model_path)
@@ -377,6 +377,13 @@ def _assign_folds(pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: floa
     fold = np.full(len(y), -1)
     fold[valid_idx] = 0
     return fold
+
+
+def fold_training_rows(fold: np.ndarray, k: int, folds: int) -> np.ndarray:
+    """Which pool rows model ``k`` trains on, given each row's ``fold``: every row outside
+    fold ``k`` with ``folds ≥ 2``; with one model fold 0 is its validation split and -1 its
+    training rows."""
+    return fold != k if folds >= 2 else fold == -1
 
 
 def _dynamics_epochs(train_probs: np.ndarray) -> slice:

@@ -58,18 +58,16 @@ class Ensemble:
     def trained_on(self, sample_ids: pd.Series) -> np.ndarray:
         """``(n_members, n)`` bool: whether each member trained on each of ``sample_ids``
         (from the folder's ``dataset.csv``; ids it does not list were trained on by none)."""
-        from .kfold import TRAIN_CONFIG_FILE
+        from .kfold import TRAIN_CONFIG_FILE, fold_training_rows
 
         config = json.loads((self.folder / TRAIN_CONFIG_FILE).read_text(encoding="utf-8"))
         rows = pd.read_csv(self.folder / "dataset.csv", dtype={"sample_id": str, "split": str},
                            usecols=["sample_id", "split", "fold"], keep_default_na=False)
         rows = rows.drop_duplicates("sample_id").set_index("sample_id")
         pool = rows["split"].ne(config.get("hold_out", "test"))
-        fold = pd.to_numeric(rows["fold"], errors="coerce").fillna(-2).astype(int)
-        if len(self.members) >= 2:  # member k trained on every pool row outside fold k
-            trained = np.stack([(pool & fold.ne(k)).to_numpy() for k in range(len(self.members))])
-        else:  # one model: fold 0 is its validation split, -1 its training rows
-            trained = (pool & fold.eq(-1)).to_numpy()[None]
+        fold = pd.to_numeric(rows["fold"], errors="coerce").fillna(-2).astype(int).to_numpy()
+        n = len(self.members)
+        trained = np.stack([pool.to_numpy() & fold_training_rows(fold, k, n) for k in range(n)])
         where = rows.index.get_indexer(sample_ids.astype(str))
         return np.where(where >= 0, trained[:, np.maximum(where, 0)], False)
 
