@@ -3,9 +3,11 @@
 Writes N small JPEGs (64×64: CIFAR-10 images from ../shared/data when present, else
 scikit-learn digits), then measures images/s of ``embed`` over that folder with the
 cache off, for several worker counts, and of the model alone on pre-made tensors of
-the same batch size (same threads). Prints figures; it is not a test.
+the same batch size (same threads). Prints figures; it is not a test. Any registered
+backbone works, e.g. the timm ones with their packaged or cached weights:
 
     python bench/embed_throughput.py [--n 2000] [--backbone resnet18] [--size 64]
+    python bench/embed_throughput.py --n 1000 --backbone efficientnet_lite0 --size 128
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def main() -> None:
                                 guess = res_table["label"].map({c: i for i, c in enumerate(pool.classes)}).to_numpy()
                                 conf = res_table["confidence"].to_numpy(float)
                                 vouched = unl & ~res_table["problematic"].to_numpy(bool)
-                                extra["estimated_acc"] = res.summary["estimated_accuracy"]
+                                extra["estimated_acc"] = res.figures["estimated_accuracy"]
                                 results[exp] = guess, conf
                                 results[exp + ", unweighted"] = guess, None
                             else:

@@ -114,7 +114,7 @@ def test_query_cold_start_picks_typical_images_of_every_digit(tmp_path, digits):
 def test_query_bad_input_is_one_line(tmp_path, digits_npz):
     _, partial = digits_npz
     result = invoke("query", partial, "--n", 261, "--out", tmp_path / "q1", "--cache-dir", tmp_path / "cache")
-    assert result.exit_code == 2 and "asked for 261 images but only 260 are unlabeled" in result.output
+    assert result.exit_code == 2 and "asked for 261 images but the unlabeled pool holds only 260" in result.output
     result = invoke("query", partial, "--n", 5, "--strategy", "smart", "--out", tmp_path / "q2")
     assert result.exit_code == 2
     assert "unknown strategy 'smart'; choose one of random, least_confident, margin" in result.output

@@ -74,6 +74,13 @@ def test_failed_run_is_recorded_and_keeps_earlier_outputs(image_folder, tmp_path
     out = tmp_path / "s.csv"
     assert _run("split", image_folder, "--out", out).exit_code == 0
     before = out.read_text()
-    assert _run("split", image_folder, "--valid-pct", "0.5", "--folds", "40", "--out", out).exit_code == 2
+    line = _one_line_error(_run("split", image_folder, "--out", out))
+    assert "holds the results of an earlier `labelwise split` run" in line and "pass --overwrite" in line
+    # replacing it with a run that fails puts the earlier results back, record included
+    assert _run("split", image_folder, "--valid-pct", "0.5", "--folds", "40", "--out", out, "--overwrite").exit_code == 2
     assert out.read_text() == before
-    assert json.loads((tmp_path / "s.run.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "s.run.json").read_text())["status"] == "ok"
+    assert not list(tmp_path.glob(".labelwise-replaced*"))
+    failed = tmp_path / "f.csv"
+    assert _run("split", image_folder, "--valid-pct", "0.5", "--folds", "40", "--out", failed).exit_code == 2
+    assert not failed.exists() and json.loads((tmp_path / "f.run.json").read_text())["status"] == "failed"

@@ -192,7 +192,7 @@ def test_cli_tasks_end_to_end(tmp_path, pool):
     (["aggregate", "{csv}", "--classes", "{classes}"], r"answers\.csv, line 3: label 'bird' is not in the class list \(cat, dog\)"),
     (["aggregate", "{csv}", "--method", "gold-mv"], "needs known answers"),
     (["aggregate", "{csv}", "--gold", "{gold}"], r"gold\.csv: task 'a' has different gold labels"),
-    (["tasks", "{csv}", "--format", "csv"], "--format must be labelstudio or toloka"),
+    (["tasks", "{csv}", "--format", "csv"], "unknown task format .csv.; choose labelstudio or toloka"),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
     (tmp_path / "bad.json").write_text("[}")

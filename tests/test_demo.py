@@ -70,8 +70,11 @@ def test_demo_end_to_end(tmp_path):
     assert "after issues → clean → retrain" in result.output.replace("\n", " ")
     assert str(out / "explore") in result.output
 
-    # a second run with another seed replaces the demo's own folder without stale files
-    assert CliRunner().invoke(app, ["demo", "--out", str(out), "--seed", "1"]).exit_code == 0
+    # the demo's images replace the demo's own earlier ones, without stale files
+    from labelwise._demo import make_demo_images
+
+    (out / "images" / "0" / "stale.png").write_bytes((out / "images" / "0").glob("*.png").__next__().read_bytes())
+    make_demo_images(out / "images", seed=1)
     assert len(labelwise.load_dataset(out / "images", check=False).table) == 1797
 
 
@@ -79,5 +82,5 @@ def test_demo_refuses_to_overwrite_a_foreign_folder(tmp_path):
     (tmp_path / "images" / "cat").mkdir(parents=True)
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "was not written by the demo" in result.output
+    assert "is not empty and holds no labelwise run" in result.output
     assert (tmp_path / "images" / "cat").is_dir()

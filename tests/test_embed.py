@@ -30,6 +30,7 @@ torchvision = pytest.importorskip("torchvision")
 
 # Raw feature length of every registered backbone at 32 px; a new backbone must add its own.
 DIMS_AT_32 = {
+    "efficientnet_lite0": 1280,
     "pixels": 3 * 32 * 32,
     "resnet18": 512,
     "resnet34": 512,
@@ -242,9 +243,9 @@ def test_weights_file_gives_that_models_features(ds, tmp_path, log):
     model.fc = torch.nn.Identity()
     expected = cnn_features(model, ds.table["path"].tolist())
     for name in ("plain.pt", "checkpoint.pt"):
-        got = embed(ds, **CNN, weights=tmp_path / name, cache_dir=tmp_path / "c", out=tmp_path / "o")
+        got = embed(ds, **CNN, weights=tmp_path / name, cache_dir=tmp_path / "c", out=tmp_path / name.replace(".", "-"))
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-        assert meta(tmp_path / "o")["weights"].startswith("sha256-")
+        assert meta(tmp_path / name.replace(".", "-"))["weights"].startswith("sha256-")
     assert "RANDOMLY" not in log.text
 
 
@@ -313,7 +314,7 @@ def test_undecodable_image_names_its_path(ds, tmp_path, workers):
         embed(table, **CNN, num_workers=workers, cache_dir=False)
 
 
-@pytest.mark.parametrize("name", list_backbones())
+@pytest.mark.parametrize("name", [n for n in list_backbones() if "<" not in n])
 def test_every_backbone_builds_with_its_dimension(name, image_folder):
     backbone = create_backbone(name, size=32)
     paths = [str(image_folder / "0" / p) for p in sorted(p.name for p in (image_folder / "0").iterdir())[:2]]

@@ -77,7 +77,7 @@ def explored(messy, tmp_path_factory) -> tuple[ExploreSummary, Path, list[str]]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        summary = explore(messy, out, per_class=3, seed=0)
+        summary = explore(messy, out, per_class=3, random_state=0)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -105,14 +105,15 @@ def test_no_imbalance_warning_at_three_to_one(tmp_path, caplog):
     for name, n in {"a": 3, "b": 1}.items():
         for i in range(n):
             write_png(tmp_path / "img" / name / f"{i}.png", _noise(rng, (8, 8)))
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "report.html").write_text("an earlier run's report")
+    explore(tmp_path / "img", tmp_path / "out")
+    assert (tmp_path / "out" / "report.html").exists()
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="labelwise"):
-        summary = explore(tmp_path / "img", tmp_path / "out", html=False)
+        summary = explore(tmp_path / "img", tmp_path / "out", html=False, overwrite=True)
     assert summary.imbalance_ratio == 3.0
     assert summary.warnings == [] and not caplog.records
     assert "imbalance 3.0" not in (tmp_path / "out" / "report.md").read_text()
-    assert not (tmp_path / "out" / "report.html").exists()
+    assert not (tmp_path / "out" / "report.html").exists()  # the earlier run's results went as a whole
 
 
 def test_every_problem_reason_in_problems_csv(explored):
@@ -267,13 +268,13 @@ def test_seeded_samples_and_stale_strips_removed(messy, tmp_path, monkeypatch):
 
     def picks(seed: int) -> list[str]:
         decoded.clear()
-        explore(messy, tmp_path / "out", per_class=3, seed=seed, html=False)
+        explore(messy, tmp_path / "out", per_class=3, random_state=seed, html=False, overwrite=True)
         return list(decoded)
 
-    (tmp_path / "out" / "samples").mkdir(parents=True)
+    first = picks(0)
     (tmp_path / "out" / "samples" / "old_class.png").write_bytes(b"stale")
-    assert picks(0) == picks(0)
-    assert picks(0) != picks(1)
+    assert picks(0) == first
+    assert picks(1) != first
     assert not (tmp_path / "out" / "samples" / "old_class.png").exists()
 
 
@@ -306,7 +307,7 @@ def test_cli_prints_the_summary(messy, tmp_path):
     assert result.exit_code == 0, result.output
     assert "imbalance ratio 4.0:1" in result.output and "duplicate groups 3 (1 with" in result.output
     run = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert run["result"]["summary"]["class_counts"] == CLASS_COUNTS
+    assert run["result"]["class_counts"] == CLASS_COUNTS
 
 
 def test_explore_does_not_import_torch(messy, tmp_path):

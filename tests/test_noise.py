@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
+from labelwise.data import ReadOptions
 from typer.testing import CliRunner
 
 from conftest import write_png
@@ -94,23 +96,23 @@ def test_find_issues_on_a_folder_then_clean(noisy_folder, tmp_path):
     pd.DataFrame({"file": [f"{p.parent.name}/{p.name}" for p in sorted(root.rglob("*.png"))],
                   "label": [p.parent.name for p in sorted(root.rglob("*.png"))]}).to_csv(labels, index=False)
     before = labels.read_bytes()
-    fixed = clean(labels, tmp_path / "issues", tmp_path / "clean.csv", images=root)
+    fixed = clean(labels, tmp_path / "issues", tmp_path / "clean.csv", read=ReadOptions(images=root))
     assert labels.read_bytes() == before  # the input is untouched
     out = pd.read_csv(tmp_path / "clean.csv", dtype=str).set_index("sample_id")
     assert (out.loc[list(wrong), "label"] == pd.Series(wrong)).all()
     assert (out["label_source"] == "corrected").sum() == len(flagged)
     assert set(out["label_source"]) == {"given", "corrected"}
     assert json.loads((tmp_path / "classes.json").read_text()) == fixed.classes
-    pruned = clean(labels, tmp_path / "issues", tmp_path / "pruned.parquet", images=root, policy="prune")
+    pruned = clean(labels, tmp_path / "issues", tmp_path / "pruned.parquet", read=ReadOptions(images=root), policy="prune")
     gone = pruned.table.set_index("sample_id").loc[list(wrong)]
     assert gone["label"].isna().all() and set(gone["label_source"]) == {"removed"}
-    clean(labels, tmp_path / "issues", tmp_path / "review.csv", images=root, policy="review")
+    clean(labels, tmp_path / "issues", tmp_path / "review.csv", read=ReadOptions(images=root), policy="review")
     tasks = json.loads((tmp_path / "review.label_studio.json").read_text())
     assert {t["data"]["sample_id"] for t in tasks} == set(flagged["sample_id"])
     assert all(t["data"]["image"].startswith("/data/local-files/?d=") for t in tasks)
     assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} <= {"0", "1", "2"}
-    with pytest.raises(LabelwiseError, match="never overwrites its input"):
-        clean(labels, tmp_path / "issues", labels, images=root)
+    with pytest.raises(LabelwiseError, match="is the input .*labelwise never writes over or into what it reads"):
+        clean(labels, tmp_path / "issues", labels, read=ReadOptions(images=root))
 
 
 def test_probabilities_that_do_not_fit_are_one_line_errors(noisy_folder, tmp_path):

@@ -64,13 +64,16 @@ def test_bad_files_become_problems_not_errors(image_folder, tmp_path):
     assert len(ds.table) == 14 and good  # the good ones are all still there
 
 
-def test_unsupported_mode_is_a_problem(image_folder):
+def test_big_endian_16_bit_image_is_read_not_reported(image_folder):
     from PIL import Image
 
-    Image.new("I;16B", (8, 8)).save(image_folder / "0" / "deep.tif")
+    from labelwise.data import open_image
+
+    Image.new("I;16B", (8, 8), 32896).save(image_folder / "0" / "deep.tif")
     ds = load_dataset(image_folder)
-    reason = ds.problems.set_index(ds.problems["path"].str.split("/").str[-1])["reason"]
-    assert reason["deep.tif"].startswith("unsupported mode") or "cannot identify" in reason["deep.tif"]
+    assert ds.problems.empty
+    path = ds.table.loc[ds.table["sample_id"] == "0/deep.tif", "path"].iloc[0]
+    assert open_image(path, mode="L").getextrema() == (128, 128)  # 32896 / 257, not clipped to 255
 
 
 def test_empty_or_missing_folder_is_one_line_error(tmp_path):
@@ -133,7 +136,7 @@ def test_csv_repeated_file_is_a_problem(image_folder):
     csv = _csv_fixture(image_folder, f"fname,label\n{f},a\n{f},b\n")
     ds = read_csv_labels(csv)
     assert ds.table["label"].tolist() == ["a"]
-    assert "row 3 repeats row 2" in ds.problems["reason"].iloc[0]
+    assert "with label 'b' (row 3; row 2 says 'a'); the first is kept" in ds.problems["reason"].iloc[0]
 
 
 def test_ordered_label_file_uses_natural_order(tmp_path, digits):

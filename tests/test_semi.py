@@ -325,7 +325,7 @@ def test_pseudolabel_reports_a_class_without_seed_and_never_invents_it(folder, t
     (tmp_path / "classes.json").write_text(json.dumps(["0", "1", "2", "3", "4"]))
     ds = load_dataset(root, classes=tmp_path / "classes.json")
     found = pseudolabel(ds, tmp_path / "out", backbone="pixels", map_points=0, folds=2, cache_dir=tmp_path / "cache")
-    assert found.summary["classes_without_seed"] == ["4"]
+    assert found.figures["classes_without_seed"] == ["4"]
     assert "4" not in set(found.table["label"]) and found.table["label"].notna().all()
     assert "no labeled image of class(es) 4" in (tmp_path / "out" / "report.md").read_text()
 

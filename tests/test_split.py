@@ -20,9 +20,9 @@ def _table(counts: dict[str, int], n_unlabeled: int = 0) -> pd.DataFrame:
 
 def test_split_is_stratified_and_reproducible():
     t = _table({"neg": 880, "pos": 120}, n_unlabeled=50)
-    a = split_table(t, valid_pct=0.2, folds=5, seed=3)
-    b = split_table(t, valid_pct=0.2, folds=5, seed=3)
-    c = split_table(t, valid_pct=0.2, folds=5, seed=4)
+    a = split_table(t, valid_pct=0.2, folds=5, random_state=3)
+    b = split_table(t, valid_pct=0.2, folds=5, random_state=3)
+    c = split_table(t, valid_pct=0.2, folds=5, random_state=4)
     pd.testing.assert_frame_equal(a, b)
     assert not a["split"].equals(c["split"])
     valid = a[a["split"] == "valid"]
@@ -39,7 +39,7 @@ def test_split_is_stratified_and_reproducible():
 def test_test_split_is_kept():
     t = _table({"a": 30, "b": 30})
     t.loc[:9, "split"] = "test"
-    out = split_table(t, valid_pct=0.2, folds=0, seed=0)
+    out = split_table(t, valid_pct=0.2, folds=0, random_state=0)
     assert (out.loc[:9, "split"] == "test").all()
     assert (out["split"] == "valid").sum() == 10  # 20% of the 50 non-test rows
     assert (out["fold"] == -1).all()
@@ -47,7 +47,7 @@ def test_test_split_is_kept():
 
 def test_rare_class_is_pooled_with_warning(caplog):
     t = _table({"a": 40, "b": 40, "rare": 1})
-    out = split_table(t, valid_pct=0.2, folds=3, seed=0)
+    out = split_table(t, valid_pct=0.2, folds=3, random_state=0)
     assert out["label"].eq("rare").sum() == 1
     assert any("cannot be stratified" in r.message for r in caplog.records)
 

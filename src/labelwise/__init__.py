@@ -14,7 +14,7 @@ from typing import Any
 from .data import Dataset, load_dataset, split, split_table
 from .errors import LabelwiseError, MissingExtraError
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _LAZY = {
     "explore": ("labelwise.data.explore", "explore"),

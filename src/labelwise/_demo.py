@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ._io import write_table
+from ._io import record_made, write_table
+from ._run import recorded
 from .errors import LabelwiseError
 
 log = logging.getLogger("labelwise")
@@ -70,12 +71,13 @@ def make_demo_images(
     return truth
 
 
-def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, Any]:
+@recorded("demo")
+def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """Make the demo data in ``out/images`` and run every step on it.
 
     Returns a dict with the figures and an ``outputs`` mapping step → path.
     """
-    from . import load_dataset, split_table
+    from .data import Dataset, load_dataset, split_table
     from .data.explore import explore
     from .evaluate import evaluate
     from .features import embed
@@ -83,25 +85,28 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
     from .semi import pseudolabel
     from .train import predict, train
 
+    seed = random_state
     out = Path(out)
     timings: dict[str, float] = {}
     outputs: dict[str, str] = {}
 
     t = time.time()
     truth = make_demo_images(out / "images", seed=seed)
+    record_made(out / "images")
     write_table(out / "truth.csv", truth)
     timings["images"] = time.time() - t
     outputs["images"] = str(out / "images")
     outputs["truth"] = str(out / "truth.csv")
 
     t = time.time()
-    summary = explore(out / "images", out / "explore", seed=seed)
+    summary = explore(out / "images", out / "explore", random_state=seed)
     timings["explore"] = time.time() - t
     outputs["explore"] = str(out / "explore" / "report.md")
 
     t = time.time()
-    ds = load_dataset(out / "images")
-    ds.table = split_table(ds.table, valid_pct=0.2, folds=5, seed=seed)
+    loaded = load_dataset(out / "images")
+    ds = Dataset(split_table(loaded.table, valid_pct=0.2, folds=5, random_state=seed), loaded.classes, loaded.problems,
+                 loaded.source)
     outputs["split"] = str(ds.save(out / "data"))
     timings["split"] = time.time() - t
 
@@ -173,7 +178,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, seed: int = 0) -> dict[str, 
         "n_pseudo": len(pseudo_rows),
         "pseudo_accuracy_vs_truth": float((pseudo_rows["label"] == pseudo_rows["sample_id"].map(true_label)).mean())
         if len(pseudo_rows) else None,
-        "n_problematic": pseudo.summary["n_problematic"],
+        "n_problematic": pseudo.figures["n_problematic"],
         "embedding_dim": int(vectors.shape[1]),
         "held_out_accuracy_vs_given": trained.test["accuracy"] if trained.test else None,
         "held_out_accuracy_vs_truth": on_truth["accuracy"],

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import save_figure, write_table
+from .._io import note_input, save_figure, write_table
+from .._run import recorded
 from ..errors import LabelwiseError
 
 RESULT_COLUMNS = ("experiment", "strategy", "seed", "round", "n_labels", "accuracy", "balanced_accuracy")
@@ -26,7 +27,11 @@ def read_results(folder: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
         path = path / "results.csv" if path.is_dir() else path
         if not path.is_file():
             raise LabelwiseError(f"{path}: file not found (expected the results.csv of `labelwise simulate`)")
-        frame, where = pd.read_csv(path), str(path)
+        note_input(path)
+        try:
+            frame, where = pd.read_csv(path), str(path)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise LabelwiseError(f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(RESULT_COLUMNS)}")
@@ -96,6 +101,7 @@ def curve_summary(results: pd.DataFrame, *, metric: str = "accuracy", target: fl
     return pd.DataFrame(rows).sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
 
 
+@recorded("plot-curves", inputs=lambda a: ([a["results"]] if isinstance(a["results"], (str, os.PathLike)) else [], []))
 def plot_curves(
     results: str | os.PathLike[str] | pd.DataFrame,
     out: str | os.PathLike[str] | None = None,
@@ -103,21 +109,22 @@ def plot_curves(
     metric: str = "accuracy",
     target: float = DEFAULT_TARGET,
     html: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Draw the learning curves of ``results`` (a ``simulate`` folder or its table) and
-    summarise them (:func:`curve_summary`).
-
-    Writes to ``out`` (default: the results' folder): ``curves.png`` (mean ± std over
-    seeds), ``curves.csv`` (the mean curves), ``summary.csv`` and ``report.md``.
-    """
-    from ..report import Report
-
+    summarise them (:func:`curve_summary`) into ``out``: ``curves.png`` (mean ± std over
+    seeds), ``curves.csv`` (the mean curves), ``summary.csv`` and ``report.md``."""
     frame = read_results(results)
     if out is None:
-        if isinstance(results, pd.DataFrame):
-            raise LabelwiseError("plot_curves needs an output folder when given a table")
-        out = Path(results) if Path(results).is_dir() else Path(results).parent
-    out = Path(out)
+        raise LabelwiseError("plot_curves needs an output folder")
+    return draw_curves(frame, Path(out), metric=metric, target=target, html=html)
+
+
+def draw_curves(frame: pd.DataFrame, out: Path, *, metric: str = "accuracy", target: float = DEFAULT_TARGET,
+                html: bool = True) -> pd.DataFrame:
+    """The outputs of :func:`plot_curves` for a results table, written into ``out``."""
+    from ..report import Report
+
     summary = curve_summary(frame, metric=metric, target=target)
     curves = mean_curves(frame, metric=metric)
     write_table(out / "curves.csv", curves.round(4))

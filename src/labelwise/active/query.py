@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_json, write_table, write_text
+from .._run import recorded
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .models import DEFAULT_MODEL, SEMI_SUPERVISED, get_loop_model, make_model
 from .selection import check_budget
@@ -21,18 +23,20 @@ from .strategies import DEFAULT_STRATEGY, get_strategy, select
 
 log = logging.getLogger("labelwise")
 
-QUERY_COLUMNS = ("rank", "sample_id", "path", "score", "predicted_label", "probability")
-
 
 @dataclass
 class QueryResult:
     """``table``: the picks, best first (``rank, sample_id, path, score, predicted_label,
-    probability``); ``info``: counts and what produced the scores."""
+    probability``); ``figures``: counts and what produced the scores."""
 
     table: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.figures)
 
 
+@recorded("query", inputs=dataset_inputs(files=("weights", "root")))
 def query(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -55,7 +59,8 @@ def query(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> QueryResult:
     """Pick ``n`` unlabeled images of ``data`` to label next.
 
@@ -75,14 +80,13 @@ def query(
     LabelwiseError
         Unknown strategy or model, or fewer than ``n`` unlabeled images.
     """
-    from .. import load_dataset
     from ..features import default_backbone, embed
 
     t0 = time.perf_counter()
     backbone = backbone or default_backbone()
     get_strategy(strategy)
     info_model = get_loop_model(model)
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     table = ds.table
     if "split" in table.columns:
         table = table[table["split"].astype(str) != "test"]
@@ -91,13 +95,14 @@ def query(
     where = ds.source or "data"
     if not unlabeled.any():
         raise LabelwiseError(f"{where}: no unlabeled images to choose from")
-    if n > unlabeled.sum():
-        raise LabelwiseError(f"{where}: asked for {n} images but only {int(unlabeled.sum())} are unlabeled")
     check_budget(n, int(unlabeled.sum()))
     if not ds.classes:
         log.warning("%s: no labels and no class list, so labeling_config.xml lists no classes; pass --classes", where)
-    lookup = {c: i for i, c in enumerate(ds.classes)}
-    labels = np.where(unlabeled, -1, table["label"].map(lookup).fillna(-1).to_numpy()).astype(np.int64)
+    labels = Dataset(table, ds.classes).label_indices().to_numpy()
+    unknown = ~unlabeled & (labels < 0)
+    if unknown.any():
+        raise LabelwiseError(f"{where}: label {table.loc[unknown, 'label'].iloc[0]!r} (sample "
+                             f"{table.loc[unknown, 'sample_id'].iloc[0]!r}) is not in the class list ({', '.join(ds.classes[:10])})")
     pool = Dataset(table, ds.classes, source=ds.source)
     embeddings = embed(pool, backbone=backbone, size=size, weights=weights, pca=pca, cache_dir=cache_dir,
                        device=device, random_state=random_state)

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_table
+from .._run import recorded
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
-from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, plot_curves
+from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, draw_curves
 from .grid import SETTINGS, check_grid, expand_grid, read_grid
 from .loop import STARTS, run_loop
 from .models import get_loop_model
@@ -32,25 +34,29 @@ EXPERIMENT_COLUMNS = ("experiment", "model", "backbone", "pca", "semi", "pretrai
 
 @dataclass
 class SimulationResult:
-    """``results``: one row per (experiment, strategy, seed, round); ``summary``: one per
+    """``results``: one row per (experiment, strategy, seed, round); ``curves``: one per
     (experiment, strategy) (see :func:`~labelwise.active.curves.curve_summary`);
-    ``picks``: the labeled rows of every run, by ``sample_id``."""
+    ``picks``: the labeled rows of every run, by ``sample_id``; ``figures``: counts and time."""
 
     results: pd.DataFrame
-    summary: pd.DataFrame
+    curves: pd.DataFrame
     picks: pd.DataFrame
-    info: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.figures, "curves": self.curves.to_dict("records")}
 
 
+@recorded("simulate", inputs=dataset_inputs(files=("weights", "grid")))
 def simulate(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
     grid: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-    strategies: Sequence[str] | None = None,
-    models: Sequence[str] | None = None,
-    backbones: Sequence[str] | None = None,
-    seeds: Sequence[int] | None = None,
+    strategies: Sequence[str] | str | None = None,
+    models: Sequence[str] | str | None = None,
+    backbones: Sequence[str] | str | None = None,
+    seeds: Sequence[int] | str | None = None,
     n_start: int | None = None,
     per_class: bool | None = None,
     start: str | None = None,
@@ -71,7 +77,8 @@ def simulate(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> SimulationResult:
     """Pool-based active learning experiments with an oracle on the labeled images of ``data``.
 
@@ -94,9 +101,10 @@ def simulate(
     (``curves.png``, ``curves.csv``, ``summary.csv``; see
     :func:`~labelwise.active.curves.plot_curves`) and ``report.md``.
     """
-    from .. import load_dataset
-
     t0 = time.perf_counter()
+    strategies, models, backbones = (_names(v, n) for v, n in ((strategies, "strategies"), (models, "models"),
+                                                              (backbones, "backbones")))
+    seeds = _seeds(seeds)
     given = {"strategies": strategies, "models": models, "backbones": backbones, "seeds": seeds, "n_start": n_start,
              "per_class": per_class, "start": start, "n_new": n_new, "rounds": rounds, "patience": patience,
              "epochs": epochs, "semi": semi, "augment": augment, "pretrained": pretrained, "weights": weights,
@@ -110,7 +118,7 @@ def simulate(
     runs = expand_grid(spec, base)
     for run in runs:
         _check_run(run)
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     pool, test = _pool_and_test(ds, test_pct, random_state)
     lookup = {c: i for i, c in enumerate(ds.classes)}
     y_pool = pool["label"].map(lookup).to_numpy(np.int64)
@@ -156,8 +164,29 @@ def simulate(
         experiments = pd.DataFrame(runs).drop_duplicates("experiment")
         write_table(out / "experiments.csv", experiments[[c for c in EXPERIMENT_COLUMNS if c in experiments]])
         write_table(out / "picks.csv", picks_table)
-        summary = plot_curves(out, out, target=target, html=html)
+        summary = draw_curves(table, out, target=target, html=html)
     return SimulationResult(table, summary, picks_table, info)
+
+
+def _names(value: Sequence[str] | str | None, option: str) -> list[str] | None:
+    """A list option given as a list or as ``"a,b"``."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
+    names = [n for n in names if n]
+    if not names:
+        raise LabelwiseError(f"{option}: give at least one name")
+    return names
+
+
+def _seeds(value: Sequence[int] | str | None) -> list[int] | None:
+    names = _names(value if isinstance(value, str) or value is None else [str(v) for v in value], "seeds")
+    if names is None:
+        return None
+    try:
+        return [int(v) for v in names]
+    except ValueError:
+        raise LabelwiseError(f"seeds: expected comma-separated whole numbers, got {value!r}") from None
 
 
 def _check_run(run: Mapping[str, Any]) -> None:
@@ -205,6 +234,9 @@ def _pool_and_test(ds: Dataset, test_pct: float, seed: int) -> tuple[pd.DataFram
     pool, test = labeled[~is_test].reset_index(drop=True), labeled[is_test].reset_index(drop=True)
     if len(pool) < 2 or len(test) < 1:
         raise LabelwiseError(f"{where}: {len(pool)} pool and {len(test)} test images are too few to simulate")
+    if pool["label"].nunique() < 2:
+        raise LabelwiseError(f"{where}: only class {pool['label'].iloc[0]!r} has labeled images in the pool; a simulation "
+                             "needs at least two classes (with one, every model scores 1.0)")
     return pool, test
 
 

@@ -3,37 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..active.curves import DEFAULT_TARGET
 from ..active.models import DEFAULT_MODEL, list_loop_models
-from ..active.strategies import AUTO_TYPICLUST_PER_CLASS, DEFAULT_STRATEGY, list_strategies
-from ..errors import LabelwiseError
-from .app import Device, _command, app, out_console
-from .crowd import Html
-from .options import (
-    Classes,
+from ..active.strategies import (
+    AUTO_TYPICLUST_PER_CLASS,
+    DEFAULT_STRATEGY,
+    list_strategies,
+)
+from ..data.readers import ReadOptions
+from ._common import (
+    CacheDir,
     Config,
     Data,
-    FilenameCol,
-    Images,
+    Device,
+    Html,
     Jobs,
-    LabelCol,
-    LabelsKey,
+    Overwrite,
+    Pca,
     Seed,
-    SplitCol,
-    Suffix,
-    Unlabeled,
-    read_options,
+    Size,
+    Weights,
+    backbone_option,
+    command,
+    out_console,
+    reads_dataset,
+    user_errors,
 )
 
-Backbone = Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`; default simclr when PyTorch is installed, else pixels).")]
-Pca = Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce the embeddings to N principal components.")]
-Size = Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")]
-Weights = Annotated[Optional[Path], typer.Option("--weights", help="Weights of the embedding backbone (a state_dict file).")]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")]
 Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn, torchvision).")]
 Pretrained = Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights in the torch hub cache (nothing is downloaded).")]
 STRATEGY_HELP = (f"{', '.join(list_strategies())} (default {DEFAULT_STRATEGY}: typiclust below "
@@ -41,23 +41,11 @@ STRATEGY_HELP = (f"{', '.join(list_strategies())} (default {DEFAULT_STRATEGY}: t
 MODEL_HELP = (f"{', '.join(list_loop_models())}; default {DEFAULT_MODEL} (label spreading over the pool's embeddings, "
               "averaged with a logistic regression on the labels and the spread pseudo-labels).")
 Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).")]
+BACKBONE_HELP = "Embedding backbone (default simclr when PyTorch is installed, else pixels)."
 
 
-def _names(value: str, option: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise LabelwiseError(f"{option}: give at least one name")
-    return names
-
-
-def _ints(value: str, option: str) -> list[int]:
-    try:
-        return [int(v) for v in _names(value, option)]
-    except ValueError:
-        raise LabelwiseError(f"{option}: expected comma-separated whole numbers, got {value!r}") from None
-
-
-@app.command()
+@command()
+@reads_dataset
 def query(
     data: Data,
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many images to pick.")],
@@ -65,7 +53,7 @@ def query(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help=f"Strategy: {STRATEGY_HELP}")] = DEFAULT_STRATEGY,
     model: Annotated[str, typer.Option("--model", "-m", help=f"Model in the loop: {MODEL_HELP}")] = DEFAULT_MODEL,
     semi: Semi = False,
-    backbone: Backbone = None,
+    backbone: backbone_option(BACKBONE_HELP) = None,
     pca: Pca = None,
     size: Size = None,
     weights: Weights = None,
@@ -76,41 +64,34 @@ def query(
     root: Annotated[Optional[Path], typer.Option("--root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder).")] = None,
     url_prefix: Annotated[Optional[str], typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")] = None,
     html: Html = True,
-    images: Images = None,
-    unlabeled: Unlabeled = None,
-    filename_col: FilenameCol = None,
-    label_col: LabelCol = None,
-    split_col: SplitCol = None,
-    suffix: Suffix = "",
-    labels_key: LabelsKey = None,
-    classes: Classes = None,
+    read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """Choose the unlabeled images to label next: query.csv and Label Studio import JSON with pre-annotations."""
-    from ..active.query import query as run_query
+    from ..active.query import query as run
 
-    with _command(out, "query", locals()) as extra:
-        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
-        read.pop("n_jobs")
-        result = run_query(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
-                           weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, pretrained=pretrained, device=device, root=root,
-                           url_prefix=url_prefix, html=html, random_state=seed, n_jobs=jobs, **read)
-        extra.update(result.info)
-        i = result.info
-        out_console.print(f"{i['n_picked']} of {i['n_unlabeled']} unlabeled images chosen by {strategy} "
-                          f"({i['n_labeled']} labels) → {out / 'query.csv'}, {out / 'label_studio_tasks.json'}")
+    with user_errors():
+        result = run(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
+                     weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, pretrained=pretrained, device=device,
+                     root=root, url_prefix=url_prefix, html=html, random_state=seed, n_jobs=jobs, read=read,
+                     overwrite=overwrite)
+    i = result.figures
+    out_console.print(f"{i['n_picked']} of {i['n_unlabeled']} unlabeled images chosen by {strategy} "
+                      f"({i['n_labeled']} labels) → {out / 'query.csv'}, {out / 'label_studio_tasks.json'}")
 
 
-@app.command()
+@command()
+@reads_dataset
 def simulate(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("simulate"),
     grid: Annotated[Optional[Path], typer.Option("--grid", help="YAML grid of experiments (strategies × models × seeds …); the options here are its defaults.", dir_okay=False)] = None,
     strategies: Annotated[str, typer.Option("--strategies", "-s", help=f"Comma-separated strategies: {STRATEGY_HELP}")] = "random,auto",
     model: Annotated[str, typer.Option("--model", "-m", help=f"Model(s) in the loop, comma-separated: {MODEL_HELP}")] = DEFAULT_MODEL,
-    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels).")] = None,
+    backbone: backbone_option("Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels).") = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each is one repetition.")] = "0,1,2",
     n_start: Annotated[int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")] = 20,
     per_class: Annotated[bool, typer.Option("--per-class", help="--n-start counts labels per class.")] = False,
@@ -130,62 +111,52 @@ def simulate(
     cache_dir: CacheDir = None,
     device: Device = "auto",
     html: Html = True,
-    images: Images = None,
-    unlabeled: Unlabeled = None,
-    filename_col: FilenameCol = None,
-    label_col: LabelCol = None,
-    split_col: SplitCol = None,
-    suffix: Suffix = "",
-    labels_key: LabelsKey = None,
-    classes: Classes = None,
+    read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """Simulate active learning on labeled data (the labels are the oracle): results.csv, learning curves, AUC table."""
-    from ..active.simulate import simulate as run_simulate
+    from ..active.simulate import simulate as run
 
-    with _command(out, "simulate", locals()) as extra:
-        read = read_options(images, unlabeled, filename_col, label_col, split_col, suffix, labels_key, classes, jobs)
-        read.pop("n_jobs")
-        result = run_simulate(
-            data, out, grid=grid, strategies=_names(strategies, "--strategies"), models=_names(model, "--model"),
-            backbones=_names(backbone, "--backbone") if backbone else None, seeds=_ints(seeds, "--seeds"), n_start=n_start,
-            per_class=per_class, start=start, n_new=n_new, rounds=rounds, patience=patience, epochs=epochs, semi=semi,
-            augment=augment, pretrained=pretrained, weights=weights, size=size, pca=pca, test_pct=test_pct,
-            target=target, cache_dir=cache_dir, device=device, html=html, random_state=seed, n_jobs=jobs, **read)
-        extra.update(result.info)
-        _print_summary(result.summary, target)
-        out_console.print(f"results → {out / 'results.csv'}; curves: {out / 'curves.png'}; report: {out / 'report.md'}")
+    with user_errors():
+        result = run(data, out, grid=grid, strategies=strategies, models=model, backbones=backbone, seeds=seeds,
+                     n_start=n_start, per_class=per_class, start=start, n_new=n_new, rounds=rounds, patience=patience,
+                     epochs=epochs, semi=semi, augment=augment, pretrained=pretrained, weights=weights, size=size,
+                     pca=pca, test_pct=test_pct, target=target, cache_dir=cache_dir, device=device, html=html,
+                     random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite)
+    _print_summary(result.curves, target)
+    out_console.print(f"results → {out / 'results.csv'}; curves: {out / 'curves.png'}; report: {out / 'report.md'}")
 
 
-@app.command("plot-curves")
+@command("plot-curves")
 def plot_curves(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="Output folder of `labelwise simulate` (or its results.csv).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: DIR).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: DIR/curves).")] = None,
     metric: Annotated[str, typer.Option("--metric", help="accuracy or balanced_accuracy.")] = "accuracy",
     target: Annotated[float, typer.Option("--target", min=0.0, max=1.0, help="Report the labels needed to reach this value.")] = DEFAULT_TARGET,
     html: Html = True,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """Learning curves (mean ± std over seeds), area under each curve and labels needed to reach --target."""
-    from ..active.curves import plot_curves as run_plot
+    from ..active.curves import plot_curves as run
 
-    dest = out or (folder if folder.is_dir() else folder.parent)
-    with _command(dest, "plot-curves", locals()) as extra:
-        summary = run_plot(folder, dest, metric=metric, target=target, html=html)
-        extra["summary"] = summary.to_dict("records")
-        _print_summary(summary, target)
-        out_console.print(f"curves: {dest / 'curves.png'}; table: {dest / 'summary.csv'}; report: {dest / 'report.md'}")
+    dest = out or (folder if folder.is_dir() else folder.parent) / "curves"
+    with user_errors():
+        summary = run(folder, dest, metric=metric, target=target, html=html, overwrite=overwrite)
+    _print_summary(summary, target)
+    out_console.print(f"curves: {dest / 'curves.png'}; table: {dest / 'summary.csv'}; report: {dest / 'report.md'}")
 
 
-def _print_summary(summary: object, target: float) -> None:
+def _print_summary(summary: Any, target: float) -> None:
     from rich.table import Table
 
     table = Table(title=f"area under the learning curve, labels to reach {target:g}", title_justify="left")
     for col in ("experiment", "strategy", "auc", "final", "labels to target"):
         table.add_column(col, justify="left" if col in ("experiment", "strategy") else "right")
-    for row in summary.to_dict("records"):  # type: ignore[attr-defined]
+    for row in summary.to_dict("records"):
         reach = row["labels_to_target"]
         table.add_row(str(row["experiment"]), str(row["strategy"]), f"{row['auc']:.4f} ± {row['auc_std']:.4f}",
                       f"{row['final']:.4f} @ {row['final_n_labels']}", "—" if reach != reach else f"{int(reach)}")

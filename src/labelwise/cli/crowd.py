@@ -7,47 +7,62 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..crowd.aggregate import DEFAULT_METHOD
-from .app import _command, app, out_console
-from .options import Classes, Config, Seed
+from ..crowd.aggregate import DEFAULT_METHOD, list_methods
+from ..crowd.consensus import CONSENSUS_MIN
+from ._common import (
+    CacheDir,
+    Config,
+    Device,
+    Html,
+    Overwrite,
+    Seed,
+    Size,
+    Weights,
+    backbone_option,
+    command,
+    out_console,
+    user_errors,
+)
 
-Html = Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")]
 Gold = Annotated[Optional[Path], typer.Option("--gold", help="Known answers: CSV with a task (or sample_id/image) column, label[, hint].")]
+Classes = Annotated[Optional[Path], typer.Option("--classes", help="classes.json fixing the class list and order.")]
 FromName = Annotated[Optional[str], typer.Option("--from-name", help="Label Studio Choices tag (or Toloka OUTPUT field) holding the label, when there are several.")]
 
 
-@app.command()
+@command()
 def aggregate(
-    answers: Annotated[Path, typer.Argument(metavar="ANSWERS", help="Label Studio export (JSON, JSON-MIN, CSV), a folder of per-annotator exports, a Toloka results TSV, or a CSV task,worker,label.", show_default=False)],
+    answers: Annotated[Path, typer.Argument(metavar="ANSWERS", show_default=False, help="Label Studio export (JSON, JSON-MIN, CSV), a folder of per-annotator exports, a Toloka results TSV, or a CSV task,worker,label.")],
     format: Annotated[str, typer.Option("--format", "-f", help="auto, labelstudio, labelstudio-min, labelstudio-csv, toloka or csv.")] = "auto",
-    method: Annotated[str, typer.Option("--method", "-m", help="ds (default: best on bench/crowd.py), mv, gold-mv, crowdkit-ds, one-coin-ds, glad, mace or wawa.")] = DEFAULT_METHOD,
+    method: Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(list_methods())} (default {DEFAULT_METHOD}).")] = DEFAULT_METHOD,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("aggregate"),
     gold: Gold = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the real image files: match every exported image to one file (per annotator folder when it exists).")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the real image files: match every exported image to one file (per annotator folder when it exists); identical files become one task.")] = None,
     from_name: FromName = None,
-    consensus_test: Annotated[bool, typer.Option("--consensus-test", help="Mark tasks every annotator answered, with a clear majority, as split=test.")] = False,
+    consensus_test: Annotated[bool, typer.Option("--consensus-test", help="Mark tasks with --consensus-min answers or more and a clear majority as split=test.")] = False,
+    consensus_min: Annotated[int, typer.Option("--consensus-min", min=1, help="Answers a task needs for the consensus test split.")] = CONSENSUS_MIN,
     classes: Classes = None,
     html: Html = True,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """One label per task from several annotators: labels.csv, annotators.csv, agreement and a report."""
     from ..crowd.consensus import aggregate_answers
 
-    with _command(out, "aggregate", locals()) as extra:
+    with user_errors():
         result = aggregate_answers(answers, out, format=format, method=method, gold=gold, classes=classes,  # type: ignore[arg-type]
-                                   from_name=from_name, images=images, consensus_test=consensus_test, html=html)
-        f = result.figures
-        extra.update({k: v for k, v in f.items() if k != "classes"})
-        out_console.print(f"{f['answers']:,} answers · {f['workers']} annotators · {f['tasks']:,} tasks · method {method} · "
-                          f"Krippendorff's alpha {f['krippendorff_alpha']}")
-        if f["dropped"]:
-            out_console.print("left out: " + ", ".join(f"{n:,} {r}" for r, n in f["dropped"].items()))
-        out_console.print(f"labels → {out / 'labels.csv'}; annotators → {out / 'annotators.csv'}; report: {out / 'report.md'}")
+                                   from_name=from_name, images=images, consensus_test=consensus_test,
+                                   consensus_min=consensus_min, html=html, overwrite=overwrite)
+    f = result.figures
+    out_console.print(f"{f['answers']:,} answers · {f['workers']} annotators · {f['tasks']:,} tasks · method {method} · "
+                      f"Krippendorff's alpha {f['krippendorff_alpha']}")
+    if f["dropped"]:
+        out_console.print("left out: " + ", ".join(f"{n:,} {r}" for r, n in f["dropped"].items()))
+    out_console.print(f"labels → {out / 'labels.csv'}; annotators → {out / 'annotators.csv'}; report: {out / 'report.md'}")
 
 
-@app.command()
+@command()
 def tasks(
-    images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of images to label (every image below it), or any input labelwise reads.", show_default=False)],
+    images: Annotated[Path, typer.Argument(metavar="IMAGES", show_default=False, help="Folder of images to label (every image below it), or any input labelwise reads.")],
     format: Annotated[str, typer.Option("--format", "-f", help="labelstudio (import JSON) or toloka (TSV).")] = "labelstudio",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("tasks"),
     gold: Gold = None,
@@ -57,65 +72,53 @@ def tasks(
     training_pct: Annotated[float, typer.Option("--training-pct", min=0, max=100, help="Share of gold images for training tasks (with hints).")] = 30,
     exam_pct: Annotated[float, typer.Option("--exam-pct", min=0, max=100, help="Share of gold images for the exam; the rest are honeypots.")] = 20,
     page_size: Annotated[int, typer.Option("--page-size", min=2, help="Honeypots are mixed in per page of this many tasks.")] = 50,
-    honeypots_per_page: Annotated[int, typer.Option("--honeypots-per-page", min=0)] = 1,
+    honeypots_per_page: Annotated[int, typer.Option("--honeypots-per-page", min=0, help="Honeypots in every page of --page-size tasks.")] = 1,
     overlap: Annotated[int, typer.Option("--overlap", min=1, help="Annotators per task.")] = 1,
     annotators: Annotated[Optional[str], typer.Option("--annotators", help="Label Studio: comma-separated names (or a count); one task file each, tasks shared out with --overlap.")] = None,
     model_version: Annotated[str, typer.Option("--model-version", help="model_version of the pre-annotations.")] = "labelwise",
     from_name: Annotated[str, typer.Option("--from-name", help="Name of the Choices tag.")] = "choice",
     classes: Classes = None,
     seed: Seed = 0,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """Labeling tasks for a set of images: Label Studio import JSON or Toloka TSV, gold split, honeypots, manifest."""
     from ..crowd.tasks import make_tasks
-    from ..data.table import read_classes
-    from ..errors import LabelwiseError
 
-    with _command(out, "tasks", locals()) as extra:
-        names = None
-        if annotators:
-            names = [a.strip() for a in annotators.split(",") if a.strip()]
-            if len(names) == 1 and names[0].isdigit():
-                names = [f"annotator_{i + 1}" for i in range(int(names[0]))]
-            if len(set(names)) != len(names):
-                raise LabelwiseError(f"--annotators: names repeat ({annotators})")
-        if format not in ("labelstudio", "toloka"):
-            raise LabelwiseError(f"--format must be labelstudio or toloka, got {format!r}")
+    with user_errors():
         result = make_tasks(images, out, format=format, gold=gold, predictions=predictions, root=root,  # type: ignore[arg-type]
                             url_prefix=url_prefix, training_pct=training_pct, exam_pct=exam_pct, page_size=page_size,
-                            per_page=honeypots_per_page, overlap=overlap, annotators=names,
-                            classes=read_classes(classes) if classes else None, from_name=from_name,
-                            model_version=model_version, seed=seed)
-        extra.update(counts=result.counts)
-        out_console.print(" · ".join(f"{k} {v}" for k, v in result.counts.items() if v) + f" → {out}/")
-        for env in result.info.get("label_studio_env", []):
-            out_console.print(f"  Label Studio needs: {env}", soft_wrap=True)
+                            per_page=honeypots_per_page, overlap=overlap, annotators=annotators, classes=classes,
+                            from_name=from_name, model_version=model_version, random_state=seed, overwrite=overwrite)
+    out_console.print(" · ".join(f"{k} {v}" for k, v in result.counts.items() if v) + f" → {out}/")
+    for env in result.info.get("label_studio_env", []):
+        out_console.print(f"  Label Studio needs: {env}", soft_wrap=True)
 
 
-@app.command()
+@command()
 def propagate(
-    data: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of all images (or any input labelwise reads).", show_default=False)],
+    data: Annotated[Path, typer.Argument(metavar="IMAGES", show_default=False, help="The images: an ImageFolder (its labels are kept), a folder of unlabeled images, or any input labelwise reads.")],
     labels: Annotated[Path, typer.Option("--labels", help="labels.csv of `labelwise aggregate` (or its folder).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("propagate"),
     neighbors: Annotated[int, typer.Option("--neighbors", "-n", min=1, help="Labeled neighbours that vote.")] = 10,
     threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help="Least vote share to accept a label.")] = 0.9,
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Trust crowd labels only from this confidence.")] = 0.0,
-    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Embedding backbone (see `labelwise backbones`).")] = "pixels",
-    size: Annotated[Optional[int], typer.Option("--size", min=1, help="Backbone input size.")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="Backbone weights (state_dict).")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    backbone: backbone_option("Embedding backbone.") = "pixels",
+    size: Size = None,
+    weights: Weights = None,
+    cache_dir: CacheDir = None,
+    device: Device = "auto",
     html: Html = True,
     seed: Seed = 0,
+    overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
     """Spread crowd labels to the unlabeled images by kNN on embeddings: dataset.csv, propagated.csv, report."""
-    from ..crowd.propagate import propagate as run_propagate
+    from ..crowd.propagate import propagate as run
 
-    with _command(out, "propagate", locals()) as extra:
-        table = run_propagate(data, labels, out, k=neighbors, threshold=threshold, min_confidence=min_confidence,
-                              backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, device=device,
-                              seed=seed, html=html)
-        counts = table["label_source"].fillna("unlabeled").value_counts().to_dict()
-        extra["label_source"] = counts
-        out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out / 'dataset.csv'}")
+    with user_errors():
+        table = run(data, labels, out, k=neighbors, threshold=threshold, min_confidence=min_confidence,
+                    backbone=backbone or "pixels", size=size, weights=weights, cache_dir=cache_dir, device=device,
+                    random_state=seed, html=html, overwrite=overwrite)
+    counts = table["label_source"].fillna("unlabeled").value_counts().to_dict()
+    out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out / 'dataset.csv'}")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_json, write_table
+from .._run import recorded
 from ..data.natural import natural_sorted
 from ..errors import LabelwiseError
 from ..report import Report
@@ -35,6 +36,9 @@ class Consensus:
     answers: Answers
     figures: dict[str, Any]
 
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.figures.items() if k != "classes"}
+
 
 def label_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Series | None = None) -> pd.DataFrame:
     """``task, label, confidence, n_answers, agreement, method`` (+ ``gold`` when known).
@@ -51,13 +55,29 @@ def label_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Series |
     return table
 
 
-def consensus_split(labels: pd.DataFrame, n_workers: int, *, share: float = 0.5) -> pd.Series:
-    """``test`` for tasks that every one of ``n_workers`` annotators answered and where the
-    label won more than ``share`` of the votes; ``train`` otherwise."""
-    clear = (labels["n_answers"] >= n_workers) & (labels["agreement"] > share)
+CONSENSUS_MIN = 3
+
+
+def consensus_split(labels: pd.DataFrame, *, min_answers: int = CONSENSUS_MIN, share: float = 0.5) -> pd.Series:
+    """``test`` for tasks answered by at least ``min_answers`` annotators where the label won
+    more than ``share`` of the votes (a clear majority); ``train`` otherwise.
+
+    >>> t = pd.DataFrame({"n_answers": [5, 3, 3, 2], "agreement": [0.6, 1.0, 0.34, 1.0]})
+    >>> consensus_split(t).tolist()
+    ['test', 'test', 'train', 'train']
+    """
+    clear = (labels["n_answers"] >= min_answers) & (labels["agreement"] > share)
     return pd.Series(np.where(clear, "test", "train"), index=labels.index, name="split")
 
 
+def _inputs(arguments: Any) -> tuple[list[Any], list[Any]]:
+    answers = arguments["answers"]
+    folder = isinstance(answers, (str, os.PathLike)) and Path(answers).is_dir()
+    files = [a for a in (None if folder else answers, arguments.get("gold"), arguments.get("classes")) if a is not None]
+    return files, [a for a in (answers if folder else None, arguments.get("images")) if a is not None]
+
+
+@recorded("aggregate", inputs=_inputs)
 def aggregate_answers(
     answers: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -69,15 +89,25 @@ def aggregate_answers(
     from_name: str | None = None,
     images: str | os.PathLike[str] | None = None,
     consensus_test: bool = False,
+    consensus_min: int = CONSENSUS_MIN,
     html: bool = True,
+    overwrite: bool = False,
 ) -> Consensus:
     """Read ``answers``, aggregate with ``method`` and write into ``out``: ``labels.csv``,
     ``annotators.csv``, ``answers.csv`` (the cleaned long table), ``unlabeled.csv`` and
     ``unmatched.csv`` when there are such, ``dataset.csv`` + ``classes.json`` when every
-    labeled task matched an image file, ``agreement.json`` and ``report.md``/``.html``."""
+    labeled task matched an image file, ``agreement.json`` and ``report.md``/``.html``.
+
+    Tasks are keyed by the dataset's ``sample_id`` where the export carries it (labelwise's own
+    task files do), so the ``gold.csv`` that ``labelwise tasks`` writes is used as it is.
+    ``consensus_test``: tasks with at least ``consensus_min`` answers and a clear majority
+    become the ``test`` split of ``dataset.csv``."""
     get_method(method)
+    if consensus_min < 1:
+        raise LabelwiseError(f"consensus_min must be at least 1, got {consensus_min}")
     out = Path(out)
-    data = read_answers(answers, format, from_name=from_name, images=images, classes=classes)
+    gold_tasks = read_gold(gold)["task"].tolist() if gold is not None else []
+    data = read_answers(answers, format, from_name=from_name, images=images, classes=classes, gold_tasks=gold_tasks)
     known = _known_answers(data, gold)
     class_list = data.classes if classes is not None else natural_sorted(set(data.classes) | set(known))
     if classes is not None and len(known):
@@ -88,9 +118,11 @@ def aggregate_answers(
     n_workers = data.table["worker"].nunique()
     labels = label_table(data.table, result, gold=known)
     if consensus_test:
-        labels["split"] = consensus_split(labels, n_workers)
+        labels["split"] = consensus_split(labels, min_answers=consensus_min)
         if not (labels["split"] == "test").any():
-            log.warning("no task was answered by all %d annotators with a clear majority: the consensus test split is empty", n_workers)
+            log.warning("no task has %d or more answers with a clear majority (%d annotators, at most %d answers per "
+                        "task): the consensus test split is empty; lower --consensus-min", consensus_min, n_workers,
+                        int(labels["n_answers"].max()))
     paths = data.images.set_index("task")["path"]
     if (paths != "").any():
         labels["path"] = labels["task"].map(paths).fillna("")
@@ -103,6 +135,7 @@ def aggregate_answers(
         "mean_confidence": round(float(labels["confidence"].mean()), 4),
         "gold_tasks": int(labels["task"].isin(known.index).sum()),
         "test_tasks": int((labels.get("split", pd.Series(dtype=str)) == "test").sum()),
+        "consensus_min": consensus_min,
     }
     write_table(out / "labels.csv", labels)
     write_table(out / "annotators.csv", annotators)
@@ -166,7 +199,8 @@ def _report(out: Path, labels: pd.DataFrame, annotators: pd.DataFrame, data: Ans
     counts = labels["label"].value_counts().rename_axis("label").reset_index(name="tasks")
     rep.table(counts)
     if "split" in labels:
-        rep.paragraph(f"Consensus test split: {figures['test_tasks']:,} tasks answered by every annotator with a clear majority.")
+        rep.paragraph(f"Consensus test split: {figures['test_tasks']:,} tasks with {figures['consensus_min']}+ answers and a clear "
+                      "majority.")
     rep.heading("Annotators (lowest agreement first)")
     rep.table(annotators, max_rows=20, note_file="annotators.csv")
     rep.heading("Least certain tasks")

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
+from .._io import note_input, note_images
 from ..data.images import is_image_file
 from ..data.natural import natural_sorted
 from ..data.table import read_classes
@@ -88,12 +89,13 @@ class _Collector:
 
     rows: list[dict[str, str]] = field(default_factory=list)
     gold: dict[str, tuple[str, str]] = field(default_factory=dict)
-    unlabeled: dict[str, str] = field(default_factory=dict)  # task → image
+    unlabeled: dict[tuple[str, str], str] = field(default_factory=dict)  # (task, scope) → image
     dropped: Counter[str] = field(default_factory=Counter)
     seen_workers: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     notes: list[str] = field(default_factory=list)
 
-    def answer(self, task: str, worker: str, label: str | None, source: str, image: str = "", scope: str = "") -> None:
+    def answer(self, task: str, worker: str, label: str | None, source: str, image: str = "", scope: str = "",
+               explicit: bool = False) -> None:
         task, worker = task.strip(), worker.strip()
         self.seen_workers[worker]["seen"] += 1
         if not task:
@@ -103,9 +105,10 @@ class _Collector:
         label = (label or "").strip()
         if not label:
             self.drop("no label", worker)
-            self.unlabeled.setdefault(task, image)
+            self.unlabeled.setdefault((task, scope), image)
             return
-        self.rows.append({"task": task, "worker": worker, "label": label, "source": source, "image": image, "scope": scope})
+        self.rows.append({"task": task, "worker": worker, "label": label, "source": source, "image": image, "scope": scope,
+                          "explicit": explicit})
 
     def drop(self, reason: str, worker: str | None = None) -> None:
         self.dropped[reason] += 1
@@ -129,6 +132,7 @@ def read_answers(
     from_name: str | None = None,
     images: str | os.PathLike[str] | None = None,
     classes: Sequence[str] | str | os.PathLike[str] | None = None,
+    gold_tasks: Iterable[str] = (),
 ) -> Answers:
     """Read crowd answers from ``path``: a file, or a folder of per-annotator exports.
 
@@ -140,8 +144,10 @@ def read_answers(
     format : one of :data:`FORMATS`, or ``"auto"`` (by suffix and content).
     from_name : the Label Studio Choices tag (or Toloka ``OUTPUT:`` field) holding the label,
         needed when there are several.
-    images : root folder of the real image files; matches every image to one file.
+    images : root folder of the real image files; matches every image to one file, and makes
+        byte-identical files (per-annotator copies) one task.
     classes : the class list (or a ``classes.json``); any other label is an error naming its record.
+    gold_tasks : ``sample_id`` of gold tasks: kept with ``images`` even when their image lies elsewhere.
 
     Examples
     --------
@@ -166,7 +172,7 @@ def read_answers(
         fmt = _detect(path) if format == "auto" else format
         _READERS[_check_format(fmt)](path, col, from_name=from_name, worker=None)
     class_list = _class_list(classes)
-    return _finish(col, index, class_list, str(path))
+    return _finish(col, index, class_list, str(path), set(map(str, gold_tasks)))
 
 
 def _check_format(fmt: str) -> str:
@@ -220,6 +226,9 @@ def _load_json(path: Path) -> list[Any]:
         data = data["tasks"]
     if not isinstance(data, list):
         raise LabelwiseError(f"{path}: expected a JSON list of tasks (a Label Studio export), got {type(data).__name__}")
+    if not data:
+        raise LabelwiseError(f"{path}: the export holds no tasks (an empty list); export the project again with its tasks")
+    note_input(path)
     return data
 
 
@@ -251,10 +260,11 @@ def _image_ref(data: dict[str, Any]) -> str:
     return ""
 
 
-def _task_key(data: dict[str, Any], ref: str, fallback: str) -> str:
+def _task_key(data: dict[str, Any], ref: str, fallback: str) -> tuple[str, bool]:
+    """The task a record is about, and whether it came as our own ``sample_id``."""
     if data.get("sample_id") not in (None, ""):
-        return str(data["sample_id"])
-    return image_key(ref) if ref else fallback
+        return str(data["sample_id"]), True
+    return (image_key(ref) if ref else fallback), False
 
 
 def _worker_id(value: Any) -> str:
@@ -307,10 +317,10 @@ def _read_labelstudio(path: Path, col: _Collector, *, from_name: str | None, wor
         if not isinstance(data, dict):
             raise LabelwiseError(f"{where}: 'data' must be an object, got {type(data).__name__}")
         ref = _image_ref(data)
-        task_id = _task_key(data, ref, f"task-{task.get('id', i + 1)}")
+        task_id, explicit = _task_key(data, ref, f"task-{task.get('id', i + 1)}")
         anns = _annotations(task, where)
         if not anns:
-            col.unlabeled.setdefault(task_id, ref)
+            col.unlabeled.setdefault((task_id, worker or ""), ref)
         for ann in anns:
             source = f"{where}, annotation {ann.get('id', '?')}"
             who = _worker_id(ann.get("completed_by"))
@@ -320,13 +330,13 @@ def _read_labelstudio(path: Path, col: _Collector, *, from_name: str | None, wor
                 raise LabelwiseError(f"{source}: no completed_by; which annotator is it?")
             if ann.get("was_cancelled") or ann.get("skipped"):
                 col.drop("cancelled", who)
-                col.unlabeled.setdefault(task_id, ref)
+                col.unlabeled.setdefault((task_id, worker or ""), ref)
                 continue
             regions = [r for r in _choice_regions(ann.get("result", []), source) if name is None or r.get("from_name", name) == name]
             if len(regions) > 1:
                 raise LabelwiseError(f"{source}: {len(regions)} results for Choices {name!r}; expected one")
             label = _one_choice(regions[0]["value"]["choices"], source) if regions else None
-            col.answer(task_id, who, label, source, ref, worker or "")
+            col.answer(task_id, who, label, source, ref, worker or "", explicit)
 
 
 def _annotations(task: Any, where: str) -> list[dict[str, Any]]:
@@ -357,15 +367,15 @@ def _read_min_records(records: list[Any], path: Path, col: _Collector, *, from_n
         if not isinstance(rec, dict):
             raise LabelwiseError(f"{where}: expected an object, got {type(rec).__name__}")
         ref = _image_ref(rec)
-        task_id = _task_key(rec, ref, f"task-{rec.get('id', i + 1)}")
+        task_id, explicit = _task_key(rec, ref, f"task-{rec.get('id', i + 1)}")
         who = _worker_id(rec.get("annotator"))
         value = _min_label(rec.get(name), where)
         if not who and value is None:
-            col.unlabeled.setdefault(task_id, ref)
+            col.unlabeled.setdefault((task_id, worker or ""), ref)
             continue
         if worker is not None:
             who = worker if len(annotators) <= 1 else f"{worker}/{who}"
-        col.answer(task_id, who, value, where, ref, worker or "")
+        col.answer(task_id, who, value, where, ref, worker or "", explicit)
 
 
 def _looks_like_data(records: list[Any], key: str) -> bool:
@@ -428,17 +438,18 @@ def _read_toloka(path: Path, col: _Collector, *, from_name: str | None, worker: 
         if get(f"GOLDEN:{field_}"):
             col.add_gold(task_id, get(f"GOLDEN:{field_}"), where)
         if not who and not get(f"OUTPUT:{field_}"):  # a task row without an assignment
-            col.unlabeled.setdefault(task_id, image)
+            col.unlabeled.setdefault((task_id, ""), image)
             continue
         if status == "REJECTED":
             col.drop("rejected", who)
             continue
-        col.answer(task_id, who, get(f"OUTPUT:{field_}"), where, image)
+        col.answer(task_id, who, get(f"OUTPUT:{field_}"), where, image, "", key == "sample_id")
 
 
 def _tsv_rows(path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of a TSV with Toloka's quoting; a row of the wrong width is an error."""
     out: list[tuple[int, list[str]]] = []
+    note_input(path)
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh, delimiter="\t", quotechar='"', doublequote=True, strict=True)
         try:
@@ -460,6 +471,7 @@ def _tsv_rows(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    note_input(path)
     try:
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
@@ -484,7 +496,8 @@ def _read_long_csv(path: Path, col: _Collector, *, from_name: str | None, worker
     img = lower.get("image") if lower.get("image") != t else None
     for i, (task_id, who, label, image) in enumerate(zip(frame[t], frame[w] if w is not None else [worker] * len(frame),
                                                           frame[lab], frame[img] if img is not None else [""] * len(frame))):
-        col.answer(str(task_id), str(who), str(label), f"{path}, line {i + 2}", str(image), worker or "")
+        col.answer(str(task_id), str(who), str(label), f"{path}, line {i + 2}", str(image), worker or "",
+                   t.strip().lower() == "sample_id")
 
 
 _READERS = {
@@ -498,6 +511,7 @@ _READERS = {
 
 def _read_folder(folder: Path, format: str, from_name: str | None, col: _Collector) -> None:
     """Per-annotator exports: ``folder/<annotator>/*.json|csv`` or ``folder/<annotator>.json``."""
+    note_images(folder, recursive=True)  # every file below it is read: nothing may be written there
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in {".json", ".csv", ".tsv"}
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
@@ -524,6 +538,7 @@ class _ImageIndex:
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
             raise LabelwiseError(f"{root}: --images must be a folder of image files")
+        note_images(root, recursive=True)
         self.root = root
         self.by_name: dict[str, list[str]] = defaultdict(list)
         self.paths: set[str] = set()
@@ -552,33 +567,72 @@ class _ImageIndex:
         return None, f"{len(found)} files named {name!r} under {where} ({', '.join(found[:3])}); not guessing"
 
 
-def _match(col: _Collector, table: pd.DataFrame, index: _ImageIndex) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """Replace each task by the one file its image names; return (matched rows, unmatched rows, task → path)."""
-    found = {key: index.match(*key) for key in set(zip(table["task"], table["scope"]))}
-    hits = [found[key] for key in zip(table["task"], table["scope"])]
+def _match(col: _Collector, table: pd.DataFrame, index: _ImageIndex,
+           keep: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Replace each task by the one file its image names; return (matched rows, unmatched rows, task → path).
+
+    A task given as our own ``sample_id`` keeps it when that is a file below the root, and
+    also when it is one of ``keep`` (gold tasks, scored against their known answer even when
+    their image lies elsewhere)."""
+    found = {}
+    for task, scope, explicit in set(zip(table["task"], table["scope"], table["explicit"])):
+        if explicit and task in keep and task not in index.paths:
+            found[(task, scope, explicit)] = (task, "")
+        else:
+            found[(task, scope, explicit)] = index.match(task, scope)
+    hits = [found[key] for key in zip(table["task"], table["scope"], table["explicit"])]
     ok = pd.Series([rel is not None for rel, _ in hits], index=table.index, dtype=bool)
     unmatched = table.loc[~ok, ["worker", "image", "source"]].assign(reason=[why for rel, why in hits if rel is None])
     for worker in unmatched["worker"]:
         col.drop("unmatched image", worker)
-    unlabeled: dict[str, str] = {}
-    for task, image in col.unlabeled.items():
-        rel = index.match(task, "")[0]
-        unlabeled[rel or task] = image
+    unlabeled: dict[tuple[str, str], str] = {}
+    for (task, scope), image in col.unlabeled.items():
+        rel = index.match(task, scope)[0]
+        unlabeled.setdefault((rel or task, ""), image)
     col.unlabeled = unlabeled
     table = table.assign(task=[rel or task for (rel, _), task in zip(hits, table["task"])])[ok]
-    paths = {rel: str(index.root / rel) for rel in [*table["task"], *unlabeled] if rel in index.paths}
+    tasks = {*table["task"], *(t for t, _ in unlabeled)}
+    paths = {rel: str(index.root / rel) for rel in tasks if rel in index.paths}
     return table, unmatched[["worker", "image", "reason", "source"]].reset_index(drop=True), paths
 
 
-def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | None, where: str) -> Answers:
-    table = pd.DataFrame(col.rows, columns=["task", "worker", "label", "source", "image", "scope"])
+def _same_images(col: _Collector, table: pd.DataFrame, paths: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One task per distinct image: matched files with identical bytes (per-annotator folders holding
+    copies of the same pictures) become the task of the first in natural order."""
+    from ..data.images import content_hash
+
+    digests: dict[str, str] = {}
+    for task, path in paths.items():
+        try:
+            with open(path, "rb") as fh:
+                digests[task] = content_hash(fh.read())
+        except OSError:
+            continue
+    first: dict[str, str] = {}
+    for task in natural_sorted(digests):
+        first.setdefault(digests[task], task)
+    rename = {task: first[digest] for task, digest in digests.items() if first[digest] != task}
+    if rename:
+        example = next(iter(rename.items()))
+        col.notes.append(f"{len(rename)} image file(s) are byte-identical copies of another (e.g. {example[0]!r} = "
+                         f"{example[1]!r}); each picture is one task")
+        table = table.assign(task=table["task"].map(lambda t: rename.get(t, t)))
+        col.unlabeled = {(rename.get(t, t), s): image for (t, s), image in col.unlabeled.items()}
+        paths = {t: p for t, p in paths.items() if t not in rename}
+    return table, paths
+
+
+def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | None, where: str,
+            keep: set[str] = frozenset()) -> Answers:  # type: ignore[assignment]
+    table = pd.DataFrame(col.rows, columns=["task", "worker", "label", "source", "image", "scope", "explicit"])
     unmatched = pd.DataFrame(columns=["worker", "image", "reason", "source"])
     paths: dict[str, str] = {}
     if index is not None:
-        table, unmatched, paths = _match(col, table, index)
+        table, unmatched, paths = _match(col, table, index, set(keep) | set(col.gold))
         if len(unmatched):
             col.notes.append(f"{len(unmatched)} answer(s) name an image that matches no single file "
                              f"(e.g. {unmatched['reason'].iloc[0]}); they are left out and listed in unmatched.csv")
+        table, paths = _same_images(col, table, paths)
     dup = table.duplicated(["task", "worker"], keep="first")
     if dup.any():
         firsts = table[~dup].set_index(["task", "worker"])["label"]
@@ -601,11 +655,17 @@ def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | Non
         if worker not in kept:
             why = ", ".join(f"{n} {r}" for r, n in counts.items() if r != "seen")
             col.notes.append(f"annotator {worker!r} has no answers ({why})")
+    if len(kept) > 1 and table["task"].value_counts().max() < 2:
+        col.notes.append(f"no task has answers from two annotators ({len(kept)} annotators, {table['task'].nunique()} "
+                         "tasks): nothing overlaps, so agreement and annotator skill cannot be measured"
+                         + ("" if index is not None else "; if the annotators labeled copies of the same images, pass "
+                            "--images so that identical files become one task"))
     labeled = set(table["task"])
-    unlabeled = natural_sorted(t for t in col.unlabeled if t not in labeled)
+    pool = {t: image for (t, _), image in col.unlabeled.items()}
+    unlabeled = natural_sorted(t for t in pool if t not in labeled)
     if unlabeled:
         col.notes.append(f"{len(unlabeled)} task(s) have no answers (e.g. {unlabeled[0]!r}); listed as unlabeled")
-    images = {**col.unlabeled, **dict(zip(table["task"], table["image"]))}
+    images = {**pool, **dict(zip(table["task"], table["image"]))}
     image_rows = pd.DataFrame({"task": list(images), "image": list(images.values())})
     image_rows["path"] = [paths.get(t, "") for t in image_rows["task"]]
     gold = pd.Series({t: g for t, (g, _) in col.gold.items()}, dtype=object, name="label").rename_axis("task")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import write_json, write_table
+from .._io import note_input, write_json, write_table
+from .._run import recorded
 from ..data import Dataset
 from ..errors import LabelwiseError
 from ..report import Report
@@ -117,6 +118,12 @@ def propagate_dataset(ds: Dataset, embeddings: np.ndarray, *, k: int = 10, thres
     return table
 
 
+def _inputs(arguments: Any) -> tuple[list[Any], list[Any]]:
+    data, labels = Path(arguments["data"]), arguments["labels"]
+    return ([labels] + ([] if data.is_dir() else [data])), ([data] if data.is_dir() else [])
+
+
+@recorded("propagate", inputs=_inputs)
 def propagate(
     data: str | os.PathLike[str],
     labels: str | os.PathLike[str],
@@ -130,21 +137,27 @@ def propagate(
     weights: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     device: str = "auto",
-    seed: int = 0,
+    random_state: int = 0,
     html: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Crowd labels (``labels.csv`` of ``aggregate``, or its folder) on the images of ``data``
-    (a folder: every image below it; or any labelwise input), spread to the rest by
-    :func:`knn_propagate` on ``backbone`` embeddings. Crowd labels with confidence below
-    ``min_confidence`` are not trusted (they become unlabeled). Writes ``dataset.csv`` +
-    ``classes.json`` (``label_source`` crowd / propagated), ``propagated.csv`` and a report."""
-    from ..data import load_dataset, read_image_files
+    """Crowd labels (``labels.csv`` of ``aggregate``, or its folder) on the images of ``data``,
+    spread to the rest by :func:`knn_propagate` on ``backbone`` embeddings.
+
+    ``data``: an ImageFolder (its given labels are kept), a folder of unlabeled images (every
+    image below it), or any labelwise input. Given labels are never replaced: crowd labels
+    fill only images without one (a crowd label that contradicts a given one is counted and
+    warned about), and the neighbours' vote fills the rest. Crowd labels with confidence below
+    ``min_confidence`` are not trusted (the image stays unlabeled). Writes ``dataset.csv`` +
+    ``classes.json`` (``label_source`` given / crowd / propagated), ``propagated.csv`` and a
+    report.
+    """
     from ..data.natural import natural_sorted
     from ..features import embed
 
     out, data, labels = Path(out), Path(data), Path(labels)
-    ds = read_image_files(data, check=False) if data.is_dir() else load_dataset(data, check=False)
     crowd = _read_labels(labels)
+    ds = _dataset(data, set(crowd["label"]))
     table = ds.table.copy()
     ids = set(crowd["task"])
     by_path = {os.path.abspath(p): t for t, p in zip(crowd["task"], crowd["path"]) if p}
@@ -158,31 +171,60 @@ def propagate(
                              "path below the image folder, or by the path column)")
     if unknown:
         log.warning("%d crowd label(s) name a task that is not an image of %s (e.g. %r)", len(unknown), data, unknown[0])
-    trusted = found.notna() & (conf >= min_confidence)
-    given = table["label"].notna() & ~trusted
+    given = table["label"].notna()
+    disagree = given & found.notna() & (found != table["label"])
+    if disagree.any():
+        log.warning("%d crowd label(s) contradict the given label (e.g. %s: given %r, crowd %r); the given labels are "
+                    "kept (find out which is wrong with `labelwise issues`)", int(disagree.sum()),
+                    table.loc[disagree, "sample_id"].iloc[0], table.loc[disagree, "label"].iloc[0], found[disagree].iloc[0])
+    trusted = ~given & found.notna() & (conf >= min_confidence)
     table["label"] = found.where(trusted, table["label"])
-    table["label_source"] = np.where(trusted, "crowd", np.where(given, "given", None))
-    table["split"] = np.where(table["label"].notna(), "train", "unlabeled")
-    table["confidence"] = conf.where(trusted, np.where(given, 1.0, np.nan))
+    table["label_source"] = np.where(trusted, "crowd", np.where(given, table["label_source"].fillna("given"), None))
+    table["split"] = np.where(table["label"].notna(), table["split"].where(given, "train"), "unlabeled")
+    previous = table["confidence"] if "confidence" in table else pd.Series(1.0, index=table.index)
+    table["confidence"] = np.where(trusted, conf, np.where(given, previous.fillna(1.0), np.nan))
     classes = natural_sorted(set(table["label"].dropna()) | set(ds.classes))
     full = Dataset(table, classes, ds.problems, ds.source)
-    X = embed(full, backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, device=device, random_state=seed)
+    X = embed(full, backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, device=device,
+              random_state=random_state)
     result = propagate_dataset(full, X, k=k, threshold=threshold, weight_col="confidence")
     pool = table["label"].isna()
     write_table(out / "propagated.csv", result.loc[pool, ["sample_id", "path", "suggested_label", "confidence"]]
                 .assign(accepted=result.loc[pool, "label_source"].eq("propagated")))
     Dataset(result.drop(columns=["suggested_label"]), classes, ds.problems, ds.source).save(out)
-    info = _summary(result, pool, trusted, found, k=k, threshold=threshold, backbone=backbone)
+    info = _summary(result, pool, trusted, found.where(~given), k=k, threshold=threshold, backbone=backbone)
+    info.update(given_labels=int(given.sum()), crowd_contradicts_given=int(disagree.sum()))
     write_json(out / "propagate.json", info)
     _report(out, info, html=html)
     return result
+
+
+def _dataset(data: Path, crowd_classes: set[str]) -> Dataset:
+    """The images of ``data`` with their given labels: an ImageFolder whose class folders are
+    among the crowd's classes; any other folder is read as unlabeled images."""
+    from ..data import load_dataset, read_image_files
+    from ..data.readers import UNLABELED_DIR
+
+    if not data.is_dir():
+        return load_dataset(data, check=False)
+    sub = [e.name for e in os.scandir(data) if e.is_dir() and not e.name.startswith(".") and e.name != UNLABELED_DIR]
+    if sub and set(sub) & crowd_classes:
+        return load_dataset(data, check=False)
+    if sub:
+        log.info("%s: its sub-folders (%s) are not classes of the crowd labels; every image is read as unlabeled",
+                 data, ", ".join(sorted(sub)[:3]))
+    return read_image_files(data, check=False)
 
 
 def _read_labels(path: Path) -> pd.DataFrame:
     file = path / "labels.csv" if path.is_dir() else path
     if not file.is_file():
         raise LabelwiseError(f"{file}: not found; run `labelwise aggregate` first")
-    frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    note_input(file)
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise LabelwiseError(f"{file}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
     missing = [c for c in ("task", "label") if c not in frame]
     if missing:
         raise LabelwiseError(f"{file}: no {', '.join(missing)} column; expected the labels.csv of `labelwise aggregate`")

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_open, write_json, write_table, write_text
+from .._run import recorded
 from ..errors import LabelwiseError
 
 log = logging.getLogger("labelwise")
@@ -49,10 +50,30 @@ def image_url(path: str | os.PathLike[str], base: str, url_prefix: str | None = 
 
 
 def common_base(paths: Sequence[str], root: str | os.PathLike[str] | None = None) -> str:
-    """``root`` (absolute), or the deepest folder holding all ``paths``."""
+    """``root`` (absolute), or the deepest folder holding all ``paths``.
+
+    A labeling tool serves every file below this folder, so a filesystem root (``/``, ``C:\\``)
+    or the home folder is refused with a one-line error rather than suggested.
+    """
     if root is not None:
-        return os.path.abspath(root)
-    return os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if len(paths) else ""
+        base = os.path.abspath(root)
+    elif len(paths):
+        base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    else:
+        return ""
+    if Path(base).parent == Path(base) or Path(base) == Path.home():
+        raise LabelwiseError(
+            f"the images lie in folders whose only common folder is {base}: a labeling tool would serve everything "
+            "below it; keep the images below one dataset folder, or pass --root (a folder holding them all)"
+        )
+    outside = [p for p in paths if not _inside(os.path.abspath(p), base)]
+    if outside:
+        raise LabelwiseError(f"{outside[0]}: not below --root {base}; the labeling tool could not show it")
+    return base
+
+
+def _inside(path: str, base: str) -> bool:
+    return os.path.commonpath([path, base]) == base
 
 
 def _plain(value: Any) -> Any:
@@ -212,11 +233,22 @@ class TaskFiles:
     counts: dict[str, int]
     info: dict[str, Any]
 
+    def summary(self) -> dict[str, Any]:
+        return {"counts": self.counts, **{k: v for k, v in self.info.items() if k != "counts"}}
+
 
 MANIFEST_COLUMNS = ("sample_id", "path", "url", "role", "gold_label", "hint", "file", "position", "annotator")
 LS_ENV = ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={base}")
 
 
+def _task_inputs(arguments: Any) -> tuple[list[Any], list[Any]]:
+    images = arguments["images"]
+    trees = [images] if Path(images).is_dir() else []
+    files = [a for a in (None if trees else images, arguments.get("gold"), arguments.get("predictions")) if a is not None]
+    return files, trees
+
+
+@recorded("tasks", inputs=_task_inputs)
 def make_tasks(
     images: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -231,12 +263,13 @@ def make_tasks(
     page_size: int = 50,
     per_page: int = 1,
     overlap: int = 1,
-    annotators: Sequence[str] | None = None,
-    classes: Sequence[str] | None = None,
+    annotators: Sequence[str] | int | str | None = None,
+    classes: Sequence[str] | str | os.PathLike[str] | None = None,
     from_name: str = "choice",
     to_name: str = "image",
     model_version: str = "labelwise",
-    seed: int = 0,
+    random_state: int = 0,
+    overwrite: bool = False,
 ) -> TaskFiles:
     """Write labeling tasks for ``images`` into ``out``.
 
@@ -252,15 +285,25 @@ def make_tasks(
     root : folder the URLs are relative to (Label Studio's document root; default the images'
         common folder). ``url_prefix``: serve from ``url_prefix/<relative path>`` instead.
     page_size, per_page : ``per_page`` honeypots among every ``page_size`` tasks.
-    overlap, annotators : Label Studio: give each task to ``overlap`` of ``annotators`` (one
-        file per annotator, every one with the same honeypots); Toloka: recorded as the pool's
-        overlap.
+    overlap, annotators : Label Studio: give each task to ``overlap`` of ``annotators`` (names,
+        ``"alice,bob"``, or a count; one file per annotator, every one with the same honeypots);
+        Toloka: recorded as the pool's overlap.
+
+    Every task, gold ones included, is keyed by the dataset's ``sample_id`` (the image's path
+    below ``images``): in the task files, ``manifest.csv`` and ``gold.csv``, so that the answers
+    exported from the tool and ``gold.csv`` meet in ``labelwise aggregate`` without editing.
     """
     from ..data import load_dataset, read_image_files
     from ..data.natural import natural_sorted
 
+    seed = random_state
     if format not in ("labelstudio", "toloka"):
         raise LabelwiseError(f"unknown task format {format!r}; choose labelstudio or toloka")
+    annotators = annotator_names(annotators)
+    if isinstance(classes, (str, os.PathLike)):
+        from ..data.table import read_classes
+
+        classes = read_classes(classes)
     out, images = Path(out), Path(images)
     ds = read_image_files(images, check=False) if images.is_dir() else load_dataset(images, check=False)
     table = ds.table[["sample_id", "path"]].astype(str)
@@ -350,10 +393,35 @@ def _no_gold() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in ("sample_id", "path", "label", "hint")})
 
 
+def annotator_names(annotators: Sequence[str] | int | str | None) -> list[str] | None:
+    """Annotator names from a list, ``"alice, bob"`` or a count (``3`` → annotator_1 … 3).
+
+    >>> annotator_names("alice, bob"), annotator_names(2)
+    (['alice', 'bob'], ['annotator_1', 'annotator_2'])
+    """
+    if annotators is None:
+        return None
+    if isinstance(annotators, str):
+        annotators = [a.strip() for a in annotators.split(",") if a.strip()]
+        if len(annotators) == 1 and annotators[0].isdigit():
+            annotators = int(annotators[0])  # type: ignore[assignment]
+    if isinstance(annotators, int):
+        if annotators < 1:
+            raise LabelwiseError(f"annotators: a count must be at least 1, got {annotators}")
+        return [f"annotator_{i + 1}" for i in range(annotators)]
+    names = [str(a).strip() for a in annotators]
+    if not names or any(not n for n in names):
+        raise LabelwiseError("annotators: give names (alice,bob) or a count")
+    if len(set(names)) != len(names):
+        raise LabelwiseError(f"annotators: names repeat ({', '.join(names)})")
+    return names
+
+
 def _gold_rows(gold: str | os.PathLike[str], table: pd.DataFrame, images_root: Path | None) -> pd.DataFrame:
     """Gold answers with the image each one names: a ``sample_id`` of ``table``, or a file
     (absolute, or relative to the gold file's folder or the images folder). A file of the task
-    set keeps its ``sample_id``; any other takes the name the gold file gives it."""
+    set keeps its ``sample_id``; any other gets one the way the dataset's own are made: its
+    path below the images folder, else below the gold file's folder (never an absolute path)."""
     from .importers import read_gold
 
     known = read_gold(gold)
@@ -367,12 +435,25 @@ def _gold_rows(gold: str | os.PathLike[str], table: pd.DataFrame, images_root: P
             for cand in (Path(task), folder / task, *([images_root / task] if images_root else [])):
                 if cand.is_file():
                     path = str(cand)
-                    task = ids.get(os.path.abspath(cand), task)  # an image of the task set under another name
+                    task = ids.get(os.path.abspath(cand)) or _relative_id(cand, images_root, folder)
                     break
         if path is None:
             raise LabelwiseError(f"{gold}, line {line}: {task!r} is neither an image of the task set nor a file")
         rows.append({"sample_id": task, "path": path, "label": label, "hint": hint or f"The answer is {label}."})
-    return pd.DataFrame(rows, columns=["sample_id", "path", "label", "hint"]) if rows else _no_gold()
+    frame = pd.DataFrame(rows, columns=["sample_id", "path", "label", "hint"]) if rows else _no_gold()
+    clash = frame["sample_id"][frame["sample_id"].duplicated()]
+    if len(clash):
+        raise LabelwiseError(f"{gold}: two gold images would both be task {clash.iloc[0]!r}; give them distinct names")
+    return frame
+
+
+def _relative_id(path: Path, *roots: Path | None) -> str:
+    """``path`` below the first of ``roots`` that holds it (POSIX separators), else its file name."""
+    full = os.path.abspath(path)
+    for root in roots:
+        if root is not None and _inside(full, os.path.abspath(root)):
+            return Path(os.path.relpath(full, os.path.abspath(root))).as_posix()
+    return Path(full).name
 
 
 def _toloka_rows(rows: pd.DataFrame, *, with_hint: bool) -> pd.DataFrame:

@@ -24,8 +24,9 @@ from .._progress import track
 from ..errors import LabelwiseError
 from ..report import Report, bar_chart, save_image, thumbnail_strip
 from .duplicates import find_duplicates
-from .images import iter_image_info, open_image
-from .readers import load_dataset
+from .images import iter_image_info, open_image, to_8bit
+from .._run import recorded
+from .readers import ReadOptions, as_read_options, dataset_inputs
 from .table import INFO_COLUMNS, Dataset
 
 log = logging.getLogger("labelwise")
@@ -74,6 +75,10 @@ class ExploreSummary:
     warnings: list[str]
     paths: dict[str, Path]
 
+    def summary(self) -> dict[str, Any]:
+        """What ``run.json`` records."""
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly values (NaN → ``None``)."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -84,15 +89,17 @@ class ExploreSummary:
         return d
 
 
+@recorded("explore", inputs=dataset_inputs())
 def explore(
     data: str | os.PathLike[str] | Dataset,
     out: str | os.PathLike[str],
     *,
-    n_jobs: int = 2,
     per_class: int = 8,
     html: bool = True,
-    seed: int = 0,
-    **read_kwargs: Any,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> ExploreSummary:
     """Describe a dataset and write a report, plots and CSVs into ``out``.
 
@@ -103,11 +110,12 @@ def explore(
         ``class_balance.png``, ``samples/<class>.png``, ``class_counts.csv``,
         ``problems.csv`` (path, reason), ``duplicates.csv``, ``image_stats.csv``,
         ``image_sizes.csv`` and ``images.csv`` (one row per input image).
-    n_jobs : threads that decode images.
     per_class : images per class in the sample strips (0: none).
-    html : also write the self-contained ``report.html`` (else an old one is removed).
-    seed : picks the sample images; the same seed gives the same report.
-    **read_kwargs : passed to :func:`labelwise.load_dataset` (``images=``, ``unlabeled=``, ...).
+    html : also write the self-contained ``report.html``.
+    random_state : picks the sample images; the same seed gives the same report.
+    n_jobs : threads that decode images.
+    read : how to read ``data`` (:class:`~labelwise.data.ReadOptions`).
+    overwrite : replace the results of an earlier run in ``out``.
 
     Returns
     -------
@@ -129,16 +137,11 @@ def explore(
     """
     if per_class < 0:
         raise LabelwiseError(f"per_class must be 0 or more, got {per_class}")
-    if isinstance(data, Dataset):
-        if read_kwargs:
-            raise TypeError(f"reading options ({', '.join(read_kwargs)}) apply only when data is a path")
-        ds = data
-    else:
-        ds = load_dataset(data, check=False, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, check=False, n_jobs=n_jobs)
     if ds.table.empty:
         raise LabelwiseError(f"{ds.source or data}: no images to explore")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    seed = random_state
 
     images = _scan(ds.table, n_jobs=n_jobs)
     ok = images["problem"].isna().to_numpy()
@@ -214,8 +217,6 @@ def explore(
     paths["report"] = report_paths[0]
     if html:
         paths["report_html"] = report_paths[1]
-    else:
-        (out / "report.html").unlink(missing_ok=True)  # an earlier run's page would contradict report.md
     log.info("explore: %d usable images, %d problems; report in %s", summary.n_images, summary.n_problems, out)
     return summary
 
@@ -313,8 +314,7 @@ def _write_samples(
 ) -> list[tuple[str, int, Path]]:
     """One strip per class (and one for unlabeled images) of ``per_class`` seeded picks.
 
-    Returns ``(name, images in the class, path)`` per strip. Stale strips from an
-    earlier run in ``folder`` are removed.
+    Returns ``(name, images in the class, path)`` per strip.
     """
     from PIL import Image
 
@@ -335,7 +335,7 @@ def _write_samples(
             try:
                 with open_image(str(paths[i]), mode=None) as image:
                     image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at reduced scale
-                    thumb = image.convert("RGB")
+                    thumb = to_8bit(image).convert("RGB")
                 thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
                 thumbs.append(thumb)
             except (OSError, ValueError) as exc:  # changed on disk since inspection
@@ -345,11 +345,6 @@ def _write_samples(
             stem = "_unlabeled" if name == UNLABELED_NAME else safe_name(name, taken)
             path = save_image(thumbnail_strip(thumbs, size=THUMB_SIZE), folder / f"{stem}.png")
             written.append((name, len(members), path))
-    keep = {p.name for _, _, p in written}
-    if folder.is_dir():
-        for stale in folder.glob("*.png"):
-            if stale.name not in keep:
-                stale.unlink()
     return written
 
 

@@ -2,6 +2,13 @@
 
 An image inside an array file is addressed as ``"<file.npz>::<index>"`` so that the
 dataset table stays one uniform column of paths.
+
+High bit depths are scaled to 8 bits, never clipped: 16-bit images (``I;16``) by
+``255 / 65535``; 32-bit integer images (``I``) the same way when their values fit in 16 bits
+(unchanged when they fit in 8), else by their own minimum and maximum; float images (``F``)
+from [0, 1] (or [0, 255]) when their values lie there, else by their own minimum and maximum.
+Images above :func:`max_pixels` (Pillow's own limit by default) are reported as too large
+rather than decoded; Pillow's warnings never reach the console.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import functools
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,10 +29,66 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
 )
-# Modes Pillow converts to RGB without guessing; anything else (e.g. 16-bit
-# big-endian "I;16B", multi-channel scientific formats) is reported, not mangled.
-SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "I;16", "F"})
+HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+# Modes that become 8-bit L or RGB without guessing; anything else (multi-channel
+# scientific formats, "I;16S", ...) is reported, not mangled.
+SUPPORTED_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", *HIGH_BIT_MODES})
 NPZ_SEPARATOR = "::"
+# Pillow's own limit, where it stops decoding (twice the pixels at which it starts warning).
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+_limit = {"pixels": int(os.environ.get("LABELWISE_MAX_PIXELS") or DEFAULT_MAX_PIXELS)}
+
+# labelwise checks the size itself (see max_pixels) and names the file; Pillow's checks would
+# print raw warnings and turn a large image into "corrupt".
+Image.MAX_IMAGE_PIXELS = None
+warnings.filterwarnings("ignore", module=r"PIL(\..*)?$")
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than :func:`max_pixels` allows."""
+
+
+def max_pixels() -> int:
+    """The most pixels an image may have (0: no limit); ``$LABELWISE_MAX_PIXELS`` or Pillow's limit."""
+    return _limit["pixels"]
+
+
+def set_max_pixels(pixels: int | None) -> None:
+    """Allow images up to ``pixels`` (0: any size; None: the default) in this process."""
+    if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 0):
+        from ..errors import LabelwiseError
+
+        raise LabelwiseError(f"max_pixels must be a whole number >= 0 (0 = no limit), got {pixels!r}")
+    _limit["pixels"] = int(os.environ.get("LABELWISE_MAX_PIXELS") or DEFAULT_MAX_PIXELS) if pixels is None else pixels
+
+
+def _check_size(image: Image.Image) -> None:
+    limit = _limit["pixels"]
+    n = image.size[0] * image.size[1]
+    if limit and n > limit:
+        raise ImageTooLarge(f"too large ({n:,} px, more than {limit:,}); allow it with --max-pixels {n} (0: no limit)")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """``image`` with a high bit depth scaled to 8-bit ``L`` (see the module docstring); others unchanged."""
+    if image.mode not in HIGH_BIT_MODES:
+        return image
+    arr = np.asarray(image).astype(np.float64)
+    finite = arr[np.isfinite(arr)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if image.mode.startswith("I;16"):
+        scaled = arr * (255.0 / 65535.0)
+    elif image.mode == "I" and low >= 0 and high <= 255:
+        scaled = arr
+    elif image.mode == "I" and low >= 0 and high <= 65535:
+        scaled = arr * (255.0 / 65535.0)
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scaled = arr * 255.0
+    elif image.mode == "F" and low >= 0 and high <= 255:
+        scaled = arr
+    else:
+        scaled = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
+    return Image.fromarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8), mode="L")
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -117,11 +181,18 @@ def read_bytes(path: str) -> bytes:
 
 
 def open_image(path: str, *, mode: str | None = "RGB") -> Image.Image:
-    """Decode one image (file path or ``file.npz::i``), converted to ``mode`` if given."""
+    """Open one image (file path or ``file.npz::i``), converted to ``mode`` if given.
+
+    Raises :class:`ImageTooLarge` above :func:`max_pixels`. With ``mode=None`` the image is
+    returned as stored (decoded lazily); pass it through :func:`to_8bit` before converting.
+    """
     npz = split_npz_path(path)
     image = load_npz_images(npz[0]).image(npz[1]) if npz else Image.open(path)
+    _check_size(image)
     if mode is not None and image.mode != mode:
-        image = image.convert(mode)
+        image = to_8bit(image)
+        if image.mode != mode:
+            image = image.convert(mode)
     return image
 
 
@@ -169,6 +240,7 @@ def inspect_image(path: str) -> ImageInfo:
             image = Image.open(io.BytesIO(data))
             fmt = image.format or "unknown"
         (width, height), mode = image.size, image.mode
+        _check_size(image)
         if fmt == "JPEG":
             # Decoding at 1/8 scale still reads the whole stream (so truncation is
             # caught) at a fraction of the cost for large photos.
@@ -179,6 +251,8 @@ def inspect_image(path: str) -> ImageInfo:
     except OSError as exc:
         reason = "truncated image" if "truncated" in str(exc).lower() else f"corrupt image: {exc}"
         return ImageInfo(path, reason, digest, len(data))
+    except ImageTooLarge as exc:
+        return ImageInfo(path, str(exc), digest, len(data))
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return ImageInfo(path, f"corrupt image: {exc}", digest, len(data))
     if mode not in SUPPORTED_MODES:

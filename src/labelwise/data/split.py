@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from .._run import recorded
 from ..errors import LabelwiseError
+from .readers import ReadOptions, as_read_options, dataset_inputs
 
 if TYPE_CHECKING:
     from .table import Dataset
@@ -24,7 +26,7 @@ def split_table(
     *,
     valid_pct: float = 0.2,
     folds: int = 5,
-    seed: int = 0,
+    random_state: int = 0,
     keep_existing: bool = False,
 ) -> pd.DataFrame:
     """Return a copy of ``table`` with a stratified ``split`` and a ``fold`` column.
@@ -33,14 +35,14 @@ def split_table(
     of each class, at least one per class when possible); ``test`` and unlabeled rows
     keep their split. ``fold`` (0..folds-1) is a stratified k-fold over the ``train``
     rows; other rows get ``-1``. With ``keep_existing`` an existing ``valid`` split is
-    kept and only folds are assigned. The same ``seed`` gives the same result.
+    kept and only folds are assigned. The same ``random_state`` gives the same result.
 
     Examples
     --------
     >>> import pandas as pd
     >>> t = pd.DataFrame({"sample_id": [f"s{i}" for i in range(20)], "label": ["a", "b"] * 10,
     ...                   "split": ["train"] * 20})
-    >>> out = split_table(t, valid_pct=0.2, folds=2, seed=0)
+    >>> out = split_table(t, valid_pct=0.2, folds=2, random_state=0)
     >>> out["split"].value_counts().to_dict()
     {'train': 16, 'valid': 4}
     """
@@ -65,7 +67,7 @@ def split_table(
                     f"valid_pct={valid_pct} leaves no training images ({len(idx)} labeled images, "
                     f"{stratify.nunique()} classes)"
                 )
-            _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=seed)
+            _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=random_state)
             split[valid_idx] = "valid"
     out["split"] = split
     out["fold"] = -1
@@ -74,7 +76,7 @@ def split_table(
         if len(train_idx) < folds:
             raise LabelwiseError(f"{folds} folds need at least {folds} training images, found {len(train_idx)}")
         stratify = _stratify_labels(out.loc[train_idx, "label"], need=folds, what=f"{folds}-fold assignment")
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
         fold = np.full(len(train_idx), -1)
         for k, (_, test) in enumerate(skf.split(np.zeros(len(train_idx)), stratify)):
             fold[test] = k
@@ -102,21 +104,25 @@ def _stratify_labels(labels: pd.Series, *, need: int, what: str) -> pd.Series:
     return pooled
 
 
+@recorded("split", inputs=dataset_inputs(), single_file=True)
 def split(
     data: str | os.PathLike[str] | Dataset,
     out: str | os.PathLike[str] | None = None,
     *,
     valid_pct: float = 0.2,
     folds: int = 5,
-    seed: int = 0,
     keep_existing: bool = False,
-    **read_kwargs: object,
+    random_state: int = 0,
+    n_jobs: int = 2,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Read ``data``, add a stratified split and folds, and write the table to ``out``.
 
-    ``out`` is a ``.csv`` or ``.parquet`` path; ``classes.json`` (and ``problems.csv``
-    when inputs were excluded) are written beside it. Other keyword arguments go to
-    :func:`labelwise.load_dataset`. Returns the split :class:`Dataset`.
+    ``out`` is a ``.csv`` or ``.parquet`` path; ``classes.json`` (and ``<stem>.problems.csv``
+    when inputs were excluded) are written beside it, with the run's record
+    (``<stem>.run.json``, ``<stem>.config.yaml``). ``read`` says how to read ``data``.
+    Returns a new :class:`Dataset` (a given one is not changed).
 
     Examples
     --------
@@ -124,19 +130,22 @@ def split(
     >>> from labelwise._demo import make_demo_images
     >>> tmp = tempfile.mkdtemp()
     >>> _ = make_demo_images(tmp + "/images")
-    >>> ds = labelwise.split(tmp + "/images", tmp + "/data/dataset.csv", folds=5, seed=0)
+    >>> ds = labelwise.split(tmp + "/images", tmp + "/data/dataset.csv", folds=5, random_state=0)
     >>> ds.table["split"].value_counts().to_dict()
     {'train': 1150, 'unlabeled': 359, 'valid': 288}
     """
     from .._io import write_table
-    from .readers import load_dataset
     from .table import Dataset
 
-    ds = data if isinstance(data, Dataset) else load_dataset(data, **read_kwargs)  # type: ignore[arg-type]
-    ds.table = split_table(ds.table, valid_pct=valid_pct, folds=folds, seed=seed, keep_existing=keep_existing)
+    if out is not None and Path(out).suffix.lower() not in {".csv", ".parquet"}:
+        raise LabelwiseError(f"{out}: the split table must end in .csv or .parquet")
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
+    table = split_table(ds.table, valid_pct=valid_pct, folds=folds, random_state=random_state,
+                        keep_existing=keep_existing)
+    result = Dataset(table, list(ds.classes), ds.problems, ds.source)
     if out is not None:
         out = Path(out)
-        ds.save(out.parent, name=out.name)
-        if len(ds.problems):
-            write_table(out.parent / f"{out.stem}.problems.csv", ds.problems)
-    return ds
+        result.save(out.parent, name=out.name)
+        if len(result.problems):
+            write_table(out.parent / f"{out.stem}.problems.csv", result.problems)
+    return result

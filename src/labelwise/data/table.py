@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import write_json, write_table
+from .._io import note_input, record_written, write_json, write_table
 from ..errors import LabelwiseError
 from .images import iter_image_info
 from .natural import natural_sorted
@@ -67,10 +67,20 @@ class Dataset:
         lookup = {name: i for i, name in enumerate(self.classes)}
         return self.table["label"].map(lambda v: lookup.get(v, -1) if isinstance(v, str) else -1).astype("int64")
 
+    def summary(self) -> dict[str, object]:
+        """Counts for a run record: images, classes, per split and label source, problems."""
+        t = self.table
+        return {"n_images": len(t), "n_classes": len(self.classes), "n_problems": len(self.problems),
+                "split": {str(k): int(v) for k, v in t["split"].value_counts().items()},
+                "label_source": {str(k): int(v) for k, v in t["label_source"].fillna("unlabeled").value_counts().items()}}
+
     def save(self, folder: str | Path, *, name: str = TABLE_FILE) -> Path:
         """Write the table and ``classes.json`` into ``folder``; returns the table's path."""
         folder = Path(folder)
-        write_json(folder / CLASSES_FILE, self.classes)
+        if _read_json_list(folder / CLASSES_FILE) != self.classes:
+            write_json(folder / CLASSES_FILE, self.classes)
+        else:  # an identical class list is left as it is (it may be the input's own)
+            record_written(folder / CLASSES_FILE)
         return write_table(folder / name, self.table)
 
 
@@ -101,6 +111,7 @@ def read_probability_table(predictions: pd.DataFrame | str | os.PathLike[str]) -
         where = str(path)
         if not path.is_file():
             raise LabelwiseError(f"{path}: file not found")
+        note_input(path)
         try:
             suffix = path.suffix.lower()
             if suffix == ".parquet":
@@ -109,7 +120,7 @@ def read_probability_table(predictions: pd.DataFrame | str | os.PathLike[str]) -
                 frame = pd.read_csv(path, sep="," if suffix == ".csv" else "\t", dtype={"sample_id": str})
             else:  # sniff the separator
                 frame = pd.read_csv(path, sep=None, engine="python", dtype={"sample_id": str})
-        except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
+        except (ValueError, OSError, ImportError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).splitlines()[0]})") from None
     if "sample_id" not in frame:
         raise LabelwiseError(f"{where}: no sample_id column; columns are {', '.join(map(str, frame.columns[:8]))}")
@@ -176,15 +187,28 @@ def normalise_split(value: object, where: str) -> str | None:
     return name
 
 
-def read_classes(path: str | Path) -> list[str]:
+def _read_json_list(path: Path) -> list[str] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [str(c) for c in data] if isinstance(data, list) else None
+
+
+def read_classes(path: str | os.PathLike[str]) -> list[str]:
     """Read a ``classes.json``: a JSON list of names (or ``{"classes": [...]}``)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise LabelwiseError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise LabelwiseError(f"{path}: is a folder; expected a classes.json file") from None
+    except UnicodeDecodeError:
+        raise LabelwiseError(f"{path}: not UTF-8 text; expected a JSON list of class names") from None
     except json.JSONDecodeError as exc:
         raise LabelwiseError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    note_input(path)
     if isinstance(data, dict):
         data = data.get("classes")
     if not isinstance(data, list) or not data or not all(isinstance(c, (str, int)) for c in data):
@@ -231,6 +255,7 @@ def build_dataset(
     table["path"] = table["path"].astype(str)
 
     found = natural_sorted(set(table["label"].dropna()))
+    _warn_case_variants(found, source)
     if classes is None:
         classes = found
     else:
@@ -252,6 +277,17 @@ def build_dataset(
     if problem_rows:
         log.warning("%d input(s) excluded as problems (first: %s: %s)", len(problem_rows), *problem_rows[0])
     return Dataset(table=table, classes=list(classes), problems=problem_df, source=source)
+
+
+def _warn_case_variants(labels: Sequence[str], source: str) -> None:
+    by_lower: dict[str, list[str]] = {}
+    for label in labels:
+        by_lower.setdefault(label.casefold(), []).append(label)
+    clashes = [names for names in by_lower.values() if len(names) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(repr(n) for n in names) for names in clashes[:3])
+        log.warning("%s: labels %s differ only in case, so they are different classes; fix the labels if they name "
+                    "one class", source or "data", shown)
 
 
 def _check_images(table: pd.DataFrame, *, n_jobs: int) -> tuple[pd.DataFrame, list[tuple[str, str]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -13,25 +12,28 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_json, write_table
+from .._run import recorded
 from ..data import Dataset
-from ..data.table import PROB_PREFIX, checked_probabilities, read_probability_table
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.table import PROB_PREFIX, checked_probabilities, read_classes, read_probability_table
 from ..errors import LabelwiseError
+from ..formats import TrainRun
 from .metrics import classification_metrics, reliability_table
 
 log = logging.getLogger("labelwise")
 
-HELD_OUT_FILES = ("oof_probs.csv", "valid_probs.csv")
-
-
+@recorded("evaluate", inputs=dataset_inputs("labels", files=("predictions",)))
 def evaluate(
     predictions: pd.DataFrame | str | os.PathLike[str],
     labels: Dataset | pd.DataFrame | str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
     *,
     classes: Sequence[str] | str | os.PathLike[str] | None = None,
-    out: str | os.PathLike[str] | None = None,
     positive: int | str | None = None,
     n_bins: int = 15,
     html: bool = True,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Metrics of ``predictions`` against ``labels``; see :func:`classification_metrics`.
 
@@ -39,8 +41,8 @@ def evaluate(
     against its own ``dataset.csv`` labels; its ``test_probs.csv`` too, under key ``test``),
     or a table/CSV/Parquet with ``sample_id`` and ``prob_<class>`` columns (a ``label`` column
     there is a prediction and is never used as truth). ``labels``: a :class:`Dataset`, a
-    DataFrame with ``sample_id, label``, or anything :func:`labelwise.load_dataset` reads;
-    rows are joined on ``sample_id``. ``classes``: class order (list or ``classes.json``);
+    DataFrame with ``sample_id, label``, or anything :func:`labelwise.load_dataset` reads (as
+    ``read`` says: an ordered label file needs ``read.images``); rows are joined on ``sample_id``. ``classes``: class order (list or ``classes.json``);
     default the ``classes.json`` beside the predictions, else the ``prob_`` column order.
     Rows without a true label are skipped (``n_skipped``, and a warning); probability rows
     must sum to 1 (±1e-3). With ``out``, writes ``metrics.json``, ``per_class.csv``,
@@ -56,21 +58,22 @@ def evaluate(
     """
     test_part = None
     if not isinstance(predictions, pd.DataFrame) and Path(predictions).is_dir():
-        folder = Path(predictions)
-        held = next((folder / f for f in HELD_OUT_FILES if (folder / f).is_file()), None)
+        run = TrainRun(predictions)
+        held = run.held_out
         if held is None:
-            raise LabelwiseError(f"{folder}: no {' or '.join(HELD_OUT_FILES)}; is it a `labelwise train` output folder?")
-        labels = labels if labels is not None else _train_labels(folder)
-        classes = classes if classes is not None else folder / "classes.json"
-        if (folder / "test_probs.csv").is_file():
-            test_part = folder / "test_probs.csv"
+            raise LabelwiseError(f"{run.folder}: no {' or '.join(f'{n}.csv' for n in TrainRun.HELD_OUT)}; is it a "
+                                 "`labelwise train` output folder?")
+        run.check(held.name, TrainRun.CLASSES, TrainRun.TABLE, *([run.test.name] if run.test else []))
+        labels = labels if labels is not None else _train_labels(run.folder)
+        classes = classes if classes is not None else run.folder / TrainRun.CLASSES
+        test_part = run.test
         predictions = held
     source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "DataFrame"
     frame = read_probability_table(predictions)
     class_list = _classes(classes, predictions, frame)
     if labels is None:
         raise LabelwiseError(f"{source}: no true labels given; pass labels (--labels DATA)")
-    truth = _truth(labels)
+    truth = _truth(labels, as_read_options(read))
     result = _score(frame, truth, class_list, source, positive, n_bins)
     if test_part is not None:
         try:
@@ -125,26 +128,18 @@ def _classes(classes: Any, predictions: Any, frame: pd.DataFrame) -> list[str]:
     if classes is None:
         return [str(c)[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX)]
     if isinstance(classes, (str, os.PathLike)):
-        try:
-            loaded = json.loads(Path(classes).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LabelwiseError(f"{classes}: cannot read the class list ({exc})") from None
-        if not isinstance(loaded, list):
-            raise LabelwiseError(f"{classes}: expected a JSON list of class names")
-        return [str(c) for c in loaded]
+        return read_classes(classes)
     return [str(c) for c in classes]
 
 
-def _truth(labels: Any) -> pd.Series:
+def _truth(labels: Any, read: ReadOptions) -> pd.Series:
     """``sample_id → label`` for labeled rows."""
     if isinstance(labels, Dataset):
         table = labels.table
     elif isinstance(labels, pd.DataFrame):
         table = labels
     else:
-        from .. import load_dataset
-
-        table = load_dataset(labels, check=False).table
+        table = read.load(labels, check=False).table
     if not {"sample_id", "label"} <= set(table.columns):
         raise LabelwiseError(f"labels need sample_id and label columns; found {', '.join(map(str, table.columns[:8]))}")
     label = table["label"].astype("string").str.strip().replace("", pd.NA)
@@ -161,7 +156,7 @@ def _truth(labels: Any) -> pd.Series:
 
 
 def _train_labels(folder: Path) -> pd.DataFrame:
-    path = folder / "dataset.csv"
+    path = folder / TrainRun.TABLE
     if not path.is_file():
         raise LabelwiseError(f"{folder}: no dataset.csv with the training labels; pass labels (--labels DATA)")
     return pd.read_csv(path, dtype={"sample_id": str, "label": str})

@@ -7,6 +7,7 @@ then optionally post-processes the whole set (``finish``), which is never cached
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -66,6 +67,7 @@ class Backbone(abc.ABC):
 BackboneFactory = Callable[..., Backbone]
 F = TypeVar("F", bound=BackboneFactory)
 _REGISTRY: dict[str, BackboneFactory] = {}
+_PREFIXES: dict[str, BackboneFactory] = {}
 
 
 def register_backbone(factory: F, *, name: str | None = None) -> F:
@@ -77,13 +79,20 @@ def register_backbone(factory: F, *, name: str | None = None) -> F:
     return factory
 
 
+def register_backbone_prefix(prefix: str, factory: BackboneFactory) -> None:
+    """Make every name ``prefix + rest`` a backbone: ``factory(name, *, size, weights,
+    random_state, ...)`` builds it. Listed as the pattern ``prefix<name>``."""
+    _PREFIXES[prefix] = factory
+
+
 def list_backbones() -> list[str]:
-    """Names that :func:`create_backbone` and ``embed(backbone=...)`` accept.
+    """Names that :func:`create_backbone` and ``embed(backbone=...)`` accept; a registered
+    prefix shows once, as a pattern such as ``timm/<name>``.
 
     >>> list_backbones()[:2]
     ['pixels', 'resnet18']
     """
-    return list(_REGISTRY)
+    return list(_REGISTRY) + [f"{prefix}<name>" for prefix in _PREFIXES]
 
 
 def default_backbone() -> str:
@@ -101,16 +110,19 @@ def default_backbone() -> str:
 
 
 def create_backbone(
-    name: str, *, size: int | None = None, weights: WeightsArg = None, random_state: int = 0
+    name: str, *, size: int | None = None, weights: WeightsArg = None, random_state: int = 0, download: bool = False
 ) -> Backbone:
     """Build the backbone registered as ``name``.
 
     Parameters
     ----------
-    name : one of :func:`list_backbones`.
+    name : one of :func:`list_backbones`, with a pattern's ``<name>`` filled in
+        (``timm/resnet18``).
     size : input side in pixels; ``None`` for the backbone's default.
     weights : weights file, for backbones that have weights.
     random_state : seed for anything random (e.g. random initialisation).
+    download : fetch missing pretrained weights once, for backbones that can
+        (``timm/<name>``); nothing is ever downloaded otherwise.
 
     Raises
     ------
@@ -118,11 +130,22 @@ def create_backbone(
         For an unknown name (the message lists the valid ones) or bad options.
     """
     factory = _REGISTRY.get(name)
+    args: tuple[str, ...] = ()
     if factory is None:
-        raise LabelwiseError(f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}")
+        prefix = next((p for p in _PREFIXES if name.startswith(p) and len(name) > len(p)), None)
+        if prefix is None:
+            raise LabelwiseError(f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}")
+        if name == f"{prefix}<name>":
+            raise LabelwiseError(f"{name} is a pattern: put an architecture in place of <name>, e.g. {prefix}resnet18")
+        factory, args = _PREFIXES[prefix], (name,)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise LabelwiseError(f"size must be a positive number of pixels, got {size!r}")
-    return factory(size=size, weights=weights, random_state=random_state)
+    options: dict[str, object] = {}
+    if download:
+        if "download" not in inspect.signature(factory).parameters:
+            raise LabelwiseError(f"the {name} backbone cannot download weights; drop the download option")
+        options["download"] = True
+    return factory(*args, size=size, weights=weights, random_state=random_state, **options)
 
 
 class PixelsBackbone(Backbone):

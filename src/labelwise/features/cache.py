@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,8 @@ from .._io import write_npy, write_table
 log = logging.getLogger("labelwise")
 
 INDEX_FILE = "index.parquet"
-SHARD_BYTES = 64 << 20  # one shard per ~64 MiB, so a killed run loses at most that much work
+SHARD_BYTES = 64 << 20  # one shard per ~64 MiB, or per FLUSH_SECONDS of work, whichever comes first,
+FLUSH_SECONDS = 30.0  # so that a run killed even by SIGKILL loses at most that much
 
 
 def default_cache_dir() -> Path:
@@ -87,9 +89,9 @@ class VectorCache:
         write_table(self.folder / INDEX_FILE, table)
         self._index = index
 
-    def writer(self) -> CacheWriter:
+    def writer(self, *, flush_seconds: float | None = None) -> CacheWriter:
         """A buffer that adds vectors a shard at a time; use it as a context manager."""
-        return CacheWriter(self)
+        return CacheWriter(self, flush_seconds=flush_seconds)
 
     def _reserve_shard(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -122,24 +124,27 @@ class VectorCache:
 
 
 class CacheWriter:
-    """Buffers vectors and writes a shard every ~:data:`SHARD_BYTES`, and on exit
-    even when the block fails, so work already done is kept."""
+    """Buffers vectors and writes a shard every ~:data:`SHARD_BYTES` or :data:`FLUSH_SECONDS`,
+    and on exit even when the block fails (Ctrl-C, SIGTERM), so work already done is kept."""
 
-    def __init__(self, cache: VectorCache) -> None:
+    def __init__(self, cache: VectorCache, *, flush_seconds: float | None = None) -> None:
         self.cache = cache
+        self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self._hashes: list[str] = []
         self._vectors: list[np.ndarray] = []
+        self._since = time.monotonic()
 
     def append(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         self._hashes.extend(hashes)
         self._vectors.append(vectors)
-        if sum(v.nbytes for v in self._vectors) >= SHARD_BYTES:
+        if sum(v.nbytes for v in self._vectors) >= SHARD_BYTES or time.monotonic() - self._since >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
         if self._hashes:
             self.cache.add(self._hashes, np.concatenate(self._vectors))
             self._hashes, self._vectors = [], []
+        self._since = time.monotonic()
 
     def __enter__(self) -> CacheWriter:
         return self

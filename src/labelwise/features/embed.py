@@ -16,8 +16,10 @@ import pandas as pd
 
 from .._io import write_json, write_npy, write_table
 from .._progress import track
+from .._run import recorded
 from ..data import Dataset, read_bytes
 from ..data.images import content_hash
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .backbones import Backbone, WeightsArg, create_backbone
 from .cache import VectorCache, default_cache_dir
@@ -25,6 +27,7 @@ from .cache import VectorCache, default_cache_dir
 log = logging.getLogger("labelwise")
 
 
+@recorded("embed", inputs=dataset_inputs(files=("weights",)))
 def embed(
     data: Dataset | pd.DataFrame | str | os.PathLike[str],
     *,
@@ -38,6 +41,8 @@ def embed(
     device: str = "auto",
     random_state: int = 0,
     out: str | os.PathLike[str] | None = None,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """One feature vector per row of ``data``, cached by image content.
 
@@ -68,7 +73,10 @@ def embed(
         or ``"mps"``.
     random_state : seed for random initialisation and PCA.
     out : folder to write ``embeddings.npy``, ``embeddings.csv`` (``sample_id,
-        content_hash, row``) and ``embedding_meta.json`` into.
+        content_hash, row``), ``embedding_meta.json`` and the table embedded (``dataset.csv``
+        + ``classes.json``) into, with the run's record.
+    read : how to read ``data`` when it is a path (:class:`~labelwise.data.ReadOptions`).
+    overwrite : replace the results of an earlier run in ``out``.
 
     Returns
     -------
@@ -98,9 +106,7 @@ def embed(
     """
     start = time.perf_counter()
     if isinstance(data, (str, os.PathLike)):
-        from ..data import load_dataset
-
-        data = load_dataset(data)
+        data = as_read_options(read).load(data)
     table = _table(data)
     for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("pca", pca, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -133,6 +139,8 @@ def embed(
             "seconds": round(time.perf_counter() - start, 3),
         }
         _write_outputs(Path(out), table, hashes, vectors, info)
+        if isinstance(data, Dataset):
+            data.save(out)
     return vectors
 
 

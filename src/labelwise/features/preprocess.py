@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..data import open_image
+from ..data.images import open_image, to_8bit
 from ..errors import LabelwiseError
 
 # Modes whose pixels are one intensity; everything else is fed as RGB.
@@ -24,6 +24,7 @@ def load_square(path: str, size: int, mode: str = "RGB") -> np.ndarray:
         # JPEGs decode straight at 1/2, 1/4 or 1/8 scale when that still covers `size`:
         # a large photo then costs a fraction of a full decode.
         image.draft(mode, (size, size))
+        image = to_8bit(image)
         if image.mode != mode:
             image = image.convert(mode)
         if image.size != (size, size):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import logging
 import os
 import pickle
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..errors import LabelwiseError, require
+from ..errors import LabelwiseError, installed, require
 from .backbones import Backbone, WeightsArg, register_backbone
 from .preprocess import load_square
 
@@ -52,7 +51,7 @@ class TorchvisionBackbone(Backbone):
         self, name: str, *, size: int | None = None, weights: WeightsArg = None, random_state: int = 0
     ) -> None:
         for module in ("torch", "torchvision"):
-            if importlib.util.find_spec(module) is None:
+            if not installed(module):
                 require(module, "torch", f"the {name} backbone")  # raises, naming the extra
         self.name = name
         self.size = size or 224

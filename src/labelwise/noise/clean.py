@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from .._io import write_json, write_table
+from .._io import note_input, write_json, write_table
+from .._run import recorded
 from ..crowd.tasks import label_studio_tasks
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 
 log = logging.getLogger("labelwise")
@@ -19,7 +20,7 @@ log = logging.getLogger("labelwise")
 POLICIES = ("relabel", "prune", "review")
 
 
-def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relabel") -> pd.DataFrame:
+def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relabel", *, where: str = "issues") -> pd.DataFrame:
     """A copy of ``table`` with the issues applied, keyed by ``sample_id``.
 
     ``relabel``: an issue's label becomes its ``suggested_label`` (``label_source`` =
@@ -37,7 +38,7 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
         raise LabelwiseError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     missing = [c for c in ("sample_id", "suggested_label", "is_issue") if c not in issues]
     if missing:
-        raise LabelwiseError(f"issues table lacks column(s) {', '.join(missing)}; use the label_issues.csv of `labelwise issues`")
+        raise LabelwiseError(f"{where}: lacks column(s) {', '.join(missing)}; use the label_issues.csv of `labelwise issues`")
     out = table.copy()
     if "given_label" not in out:
         out["given_label"] = out["label"]
@@ -45,7 +46,8 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
     suggested = flagged.set_index(flagged["sample_id"].astype(str))["suggested_label"]
     unknown = sorted(set(suggested.index) - set(out["sample_id"].astype(str)))
     if unknown:
-        raise LabelwiseError(f"issue sample_id {unknown[0]!r} is not in the dataset ({len(unknown)} such); wrong issues file?")
+        raise LabelwiseError(f"{where}: sample_id {unknown[0]!r} is not in the dataset ({len(unknown)} such); is it the "
+                             "issues file of another dataset?")
     hit = out["sample_id"].astype(str).isin(suggested.index) & out["label"].notna()
     if policy == "relabel":
         out.loc[hit, "label"] = out.loc[hit, "sample_id"].astype(str).map(suggested).astype(str)
@@ -57,6 +59,7 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
     return out
 
 
+@recorded("clean", inputs=dataset_inputs(files=("issues", "ls_root")), single_file=True)
 def clean(
     data: Dataset | str | os.PathLike[str],
     issues: str | os.PathLike[str] | pd.DataFrame,
@@ -65,30 +68,36 @@ def clean(
     policy: str = "relabel",
     ls_root: str | os.PathLike[str] | None = None,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
     """Read ``data`` and ``issues`` (``label_issues.csv``), write the cleaned table to ``out``
     (``.csv``/``.parquet``, with ``classes.json`` beside it); ``review`` also writes
-    ``<stem>.review.csv`` and ``<stem>.label_studio.json``. ``out`` may not be the input."""
-    from .. import load_dataset
-
+    ``<stem>.review.csv`` and ``<stem>.label_studio.json``. ``out`` is never an input."""
     out = Path(out)
-    if not isinstance(data, Dataset) and Path(data).exists() and Path(data).resolve() == out.resolve():
-        raise LabelwiseError(f"{out}: --out is the input labels file; clean never overwrites its input, choose another path")
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise LabelwiseError(f"{out}: --out must end in .csv or .parquet")
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
+    where = "issues"
     if not isinstance(issues, pd.DataFrame):
         path = Path(issues)
         if path.is_dir():
             path = path / "label_issues.csv"
         if not path.is_file():
             raise LabelwiseError(f"{path}: issues file not found; run `labelwise issues` first")
-        issues = pd.read_csv(path, dtype={"sample_id": str, "given_label": str, "suggested_label": str})
-    bad = sorted(set(issues.loc[issues["is_issue"].astype(bool), "suggested_label"].astype(str)) - set(ds.classes)) if "suggested_label" in issues else []
-    if bad:
-        raise LabelwiseError(f"suggested label {bad[0]!r} is not in the class list ({', '.join(ds.classes[:10])})")
-    table = clean_labels(ds.table, issues, policy)
+        note_input(path)
+        where = str(path)
+        try:
+            issues = pd.read_csv(path, dtype={"sample_id": str, "given_label": str, "suggested_label": str})
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
+    if "is_issue" in issues and "suggested_label" in issues:
+        flagged = issues["is_issue"].astype(str).str.lower().isin({"true", "1"})
+        bad = sorted(set(issues.loc[flagged, "suggested_label"].astype(str)) - set(ds.classes))
+        if bad:
+            raise LabelwiseError(f"{where}: suggested label {bad[0]!r} is not in the class list ({', '.join(ds.classes[:10])})")
+        issues = issues.assign(is_issue=flagged)
+    table = clean_labels(ds.table, issues, policy, where=where)
     cleaned = Dataset(table, ds.classes, ds.problems, ds.source)
     cleaned.save(out.parent, name=out.name)
     if policy == "review":

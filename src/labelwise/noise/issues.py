@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_npy, write_table
+from .._run import recorded
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..data.table import checked_probabilities, read_probability_table
 from ..errors import LabelwiseError
+from ..formats import TrainRun
 from .detectors import DEFAULT_FILTER, get_detector, list_detectors
 
 log = logging.getLogger("labelwise")
@@ -95,7 +99,10 @@ def out_of_fold_head_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes
     probs = np.zeros((len(labels), n_classes))
     counts = np.bincount(labels, minlength=n_classes)
     folds = max(2, min(folds, int(counts[counts > 0].min())))
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(embeddings, labels):
+    with warnings.catch_warnings():  # classes smaller than the folds: issues.py warns about them by name
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(embeddings, labels))
+    for train_idx, test_idx in splits:
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1))
         model.fit(embeddings[train_idx], labels[train_idx])
         probs[np.ix_(test_idx, model[-1].classes_)] = model.predict_proba(embeddings[test_idx])
@@ -112,7 +119,11 @@ class IssuesResult:
     def n_issues(self) -> int:
         return int(self.table["is_issue"].sum())
 
+    def summary(self) -> dict[str, Any]:
+        return {"n_labeled": len(self.table), "n_issues": self.n_issues, "method": self.method}
 
+
+@recorded("issues", inputs=dataset_inputs(files=("probs", "weights")))
 def find_issues(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -134,7 +145,8 @@ def find_issues(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> IssuesResult:
     """Find probably-wrong labels in ``data``, ranked worst first.
 
@@ -156,18 +168,18 @@ def find_issues(
     label_quality, is_issue, vote_<detector>``), ``noise_rates.csv``, ``top_issues.png`` and
     ``report.md`` to ``out``.
     """
-    from .. import load_dataset
     from ..features import embed
 
     if source not in SOURCES:
         raise LabelwiseError(f"unknown probability source {source!r}; choose one of {', '.join(SOURCES)}")
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     labeled = ds.labeled.reset_index(drop=True)
     if labeled.empty:
         raise LabelwiseError(f"{ds.source or 'data'}: no labeled images")
     lookup = {c: i for i, c in enumerate(ds.classes)}
     y = labeled["label"].map(lookup).to_numpy(np.int64)
     counts = np.bincount(y, minlength=len(ds.classes))
+    _check_judgeable(counts, ds.classes, ds.source)
     for name, c in zip(ds.classes, counts):
         if 0 < c < MIN_PER_CLASS:
             log.warning("class %r has only %d labeled image(s): its issues cannot be judged reliably", name, c)
@@ -192,7 +204,8 @@ def find_issues(
         train(Dataset(labeled.assign(split="train"), ds.classes, source=ds.source), Path(out) / "train",
               model=model, epochs=epochs or ISSUES_EPOCHS[source].get(model), random_state=random_state,
               n_jobs=n_jobs, **options)
-        probs = Path(out) / "train" / ("dynamics_probs.csv" if source == "dynamics" else "")
+        run = TrainRun(Path(out) / "train")
+        probs = run.path(TrainRun.DYNAMICS) if source == "dynamics" else run.folder
         trained_dynamics = source == "dynamics"
     if probs is not None:
         pred_probs = read_probabilities(probs, labeled["sample_id"], ds.classes)
@@ -237,14 +250,24 @@ def find_issues(
     return result
 
 
+def _check_judgeable(counts: np.ndarray, classes: list[str], source: str) -> None:
+    """A one-line error, before any training, for labels no method can judge."""
+    where = source or "data"
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = f"only class {classes[present[0]]!r} has" if len(present) else "no class has"
+        raise LabelwiseError(f"{where}: {only} labeled images; judging labels needs at least two classes")
+    if counts[present].max() < 2:
+        raise LabelwiseError(f"{where}: every class has a single labeled image ({int(counts.sum())} in all); a label "
+                             "can be judged only against others of its class: label more images")
+
+
 def _model_folder(probs: Any) -> Path | None:
     """The ``train`` folder behind ``probs`` (a folder, or a file in one), if it holds models."""
-    from ..train.kfold import MODEL_FILE
-
     if probs is None or isinstance(probs, pd.DataFrame):
         return None
     folder = Path(probs) if Path(probs).is_dir() else Path(probs).parent
-    return folder if (folder / MODEL_FILE).is_file() else None
+    return folder if TrainRun.holds_models(folder) else None
 
 
 def _network_features(folder: Path, labeled: pd.DataFrame, n_jobs: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -274,18 +297,19 @@ def _trains(model: str | None) -> bool:
 def read_probabilities(probs: Any, sample_ids: pd.Series, classes: list[str]) -> np.ndarray:
     """Probabilities aligned with ``sample_ids``, checked against ``classes``; ``probs`` may
     be a ``train`` folder (its out-of-fold and held-out test files), a file or a DataFrame."""
-    from ..evaluate.evaluate import HELD_OUT_FILES
-
     if isinstance(probs, pd.DataFrame):
         where, frame = "probabilities", probs
     elif Path(probs).is_dir():
         # A train folder: out-of-fold rows plus its held-out split, which no fold model saw either.
-        folder = Path(probs)
-        held = next((folder / f for f in HELD_OUT_FILES if (folder / f).is_file()), folder / HELD_OUT_FILES[0])
-        files = [held] + ([folder / "test_probs.csv"] if (folder / "test_probs.csv").is_file() else [])
+        run = TrainRun(probs)
+        held = run.held_out or run.path(TrainRun.OOF)
+        files = [held] + ([run.test] if run.test else [])
+        run.check(*(f.name for f in files))
         where = " + ".join(map(str, files))
         frame = pd.concat([read_probability_table(f) for f in files], ignore_index=True)
     else:
+        if TrainRun.holds_models(Path(probs).parent):
+            TrainRun(Path(probs).parent).check(Path(probs).name)
         where, frame = str(probs), read_probability_table(probs)
     ids, p = checked_probabilities(frame, classes, where)
     position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .._io import write_json, write_table, write_text
+from .._run import recorded
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..features import default_backbone
 from .accuracy import NOT_PROBLEMATIC, coverage_table, cross_validate_seeds
@@ -35,15 +37,19 @@ class PseudolabelResult:
     dataset : the input with the pseudo labels (``label_source`` given / pseudo and a
         ``confidence`` column): what ``labelwise train`` takes (``dataset.csv``).
     coverage : coverage of the pool vs estimated accuracy (``coverage.csv``).
-    summary : the figures of ``summary.json``.
+    figures : the figures of ``summary.json``.
     """
 
     table: pd.DataFrame
     dataset: Dataset
     coverage: pd.DataFrame
-    summary: dict[str, Any]
+    figures: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.figures.items() if k != "per_class"}
 
 
+@recorded("pseudolabel", inputs=dataset_inputs(files=("weights", "ls_root")))
 def pseudolabel(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -67,7 +73,8 @@ def pseudolabel(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> PseudolabelResult:
     """Pseudo-label the unlabeled images of ``data`` from its labeled ones.
 
@@ -96,10 +103,8 @@ def pseudolabel(
     ``problematic.label_studio.json`` + ``labeling_config.xml`` (URLs relative to
     ``ls_root``), ``summary.json`` and ``report.md`` (+ html).
     """
-    from .. import load_dataset
-
     t0 = time.perf_counter()
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     table = ds.table.reset_index(drop=True)
     if table.empty:
         raise LabelwiseError(f"{ds.source or 'data'}: no images")
@@ -115,6 +120,10 @@ def pseudolabel(
         raise LabelwiseError(f"{ds.source or 'data'}: no labeled images to pseudo-label from"
                              + (f" outside the {hold_out!r} split" if held.any() else ""))
     counts = np.bincount(y[y >= 0], minlength=len(ds.classes))
+    if (counts > 0).sum() < 2:
+        raise LabelwiseError(f"{ds.source or 'data'}: only class {ds.classes[int(np.flatnonzero(counts)[0])]!r} has labeled "
+                             "images; pseudo-labeling needs labeled images of at least two classes (else every image "
+                             "would get that one label)")
     unseeded = [c for c, n in zip(ds.classes, counts) if n == 0]
     if unseeded:
         log.warning("class(es) without a labeled image: %s; no image is pseudo-labeled as %s (label a few and rerun)",

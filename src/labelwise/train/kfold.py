@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -15,18 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from .._io import write_json, write_npy, write_table
-from .._run import config_differences, flatten
+from .._version import __version__
+from .._io import record_made, write_json, write_npy, write_table
+from .._run import config_differences, flatten, recorded
 from ..data import Dataset
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..data.table import probability_table
 from ..errors import LabelwiseError, require
+from ..formats import TrainRun
 from .models import check_size, get_model_spec
 
 log = logging.getLogger("labelwise")
 
-MODEL_FILE = "model.json"
-TRAIN_CONFIG_FILE = "train_config.json"
+MODEL_FILE = TrainRun.MODEL
+TRAIN_CONFIG_FILE = TrainRun.CONFIG
 DEFAULT_EPOCHS = {"cnn": 20, "embedding": 60, "torchvision": 10}
 DEFAULT_BATCH = {"cnn": 128, "embedding": 256, "torchvision": 32}
 
@@ -52,7 +53,11 @@ class TrainResult:
         d["out"] = str(self.out)
         return d
 
+    def summary(self) -> dict[str, Any]:
+        return self.as_dict()
 
+
+@recorded("train", inputs=dataset_inputs(files=("weights",)))
 def train(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -97,7 +102,8 @@ def train(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``model`` on the labeled images of ``data`` and write everything to ``out``.
 
@@ -113,8 +119,7 @@ def train(
 
     Parameters
     ----------
-    data : a :class:`Dataset` or anything :func:`labelwise.load_dataset` reads
-        (``read_kwargs`` are passed to it).
+    data : a :class:`Dataset` or anything :func:`labelwise.load_dataset` reads (as ``read`` says).
     model : a name from :func:`list_models`: ``cnn``, a torchvision network, or ``linear`` /
         ``mlp`` on embeddings of ``backbone`` (computed once and cached in ``cache_dir``).
     size : input side; default: the images' own side (16–64 px) for ``cnn``, 224 for
@@ -123,6 +128,7 @@ def train(
         the official file when it is already in the torch hub cache. Nothing is downloaded.
     resume : continue an interrupted run in ``out``: finished folds are kept and an
         unfinished one continues from its last epoch. The settings must match.
+    overwrite : replace the results of an earlier run in ``out`` (they are removed as a whole).
     overfit_batch : only train on one batch and report whether the loss reaches ~0.
     tta : average held-out and test probabilities over test-time views (mirror images, or
         small shifts when ``flip=False``).
@@ -143,7 +149,7 @@ def train(
     ``fold-K/model.pt``, ``metrics.csv`` (per epoch), ``curves.png``, out-of-fold /
     validation / test probabilities, ``report.md`` (+ ``.html``).
     """
-    from .. import load_dataset
+    require("torch", "torch", "labelwise train")
     from .classifier import NeuralClassifier
 
     t_start = time.perf_counter()
@@ -159,7 +165,7 @@ def train(
     if spec.input == "embedding" and freeze:
         log.warning("--freeze has no effect on %s (a head on embeddings)", model)
 
-    ds = data if isinstance(data, Dataset) else load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     missing = ds.problems[ds.problems["reason"].eq("missing file")] if len(ds.problems) else ds.problems
     if len(missing) and not skip_missing:
         raise LabelwiseError(
@@ -173,6 +179,7 @@ def train(
     unknown = sorted(set(labeled["label"]) - set(ds.classes))
     if unknown:
         raise LabelwiseError(f"labels {unknown[:3]} are not in the class list {ds.classes[:10]}")
+    check_trainable(labeled, hold_out, ds.source)
     is_test = labeled["split"].eq(hold_out) if "split" in labeled else pd.Series(False, index=labeled.index)
     pool = labeled[~is_test].copy()
     test = labeled[is_test].copy()
@@ -324,6 +331,16 @@ def train(
     return result
 
 
+def check_trainable(labeled: pd.DataFrame, hold_out: str, source: str) -> None:
+    """A one-line error, before any training, when the labeled rows cannot train a classifier."""
+    rows = labeled[labeled["split"].ne(hold_out)] if "split" in labeled else labeled
+    present = rows["label"].value_counts()
+    if len(present) < 2:
+        only = f"only class {present.index[0]!r} has" if len(present) else "no class has"
+        raise LabelwiseError(f"{source or 'data'}: {only} labeled images outside the {hold_out!r} split; a classifier "
+                             "needs at least two classes")
+
+
 def load_inputs(
     features: dict[str, Any], table: pd.DataFrame, classes: list[str], *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2
 ) -> np.ndarray:
@@ -357,11 +374,12 @@ def _assign_folds(pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: floa
     if folds >= 2:
         small = [(classes[i], int(c)) for i, c in enumerate(counts) if 0 < c < folds]
         if small:
-            name, c = small[0]
+            name, c = min(small, key=lambda item: item[1])
+            fix = (f"lower --folds to {c} or label more images of it" if c >= 2 else
+                   "label at least one more image of it, remove its label, or train one model (--folds 1)")
             raise LabelwiseError(
-                f"class {name!r} has {c} labeled image{'s' if c != 1 else ''}, fewer than --folds {folds}; "
-                f"lower --folds to {max(2, c)} or label more images of it"
-                + (f" ({len(small) - 1} more such classes)" if len(small) > 1 else "")
+                f"class {name!r} has {c} labeled image{'s' if c != 1 else ''}, fewer than --folds {folds}: every fold "
+                f"needs one; {fix}" + (f" ({len(small) - 1} more such classes)" if len(small) > 1 else "")
             )
         fold = np.full(len(y), -1)
         for k, (_, idx) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
@@ -423,9 +441,6 @@ def _network_weights(model: str, kind: str, weights: Any) -> str | None:
 def _check_resume(out: Path, config: dict[str, Any], resume: bool) -> None:
     path = out / TRAIN_CONFIG_FILE
     if not resume:
-        for old in out.glob("fold-*"):  # a fresh run never mixes with an old one's folds
-            if old.is_dir():
-                shutil.rmtree(old)
         return
     if not path.exists():
         log.warning("--resume: %s has no earlier run; starting from the beginning", out)
@@ -471,6 +486,8 @@ def _trackers(out: Path, tensorboard: bool, mlflow: bool, config: dict[str, Any]
     if tensorboard:
         require("tensorboard", "tensorboard", "--tensorboard")
         from torch.utils.tensorboard import SummaryWriter
+
+        record_made(out / "tensorboard")
     if mlflow:
         mlf = require("mlflow", "mlflow", "--mlflow")
         if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -478,6 +495,7 @@ def _trackers(out: Path, tensorboard: bool, mlflow: bool, config: dict[str, Any]
             # refuses it unless opted in; the opt-in only affects this process.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlf.set_tracking_uri((out / "mlruns").resolve().as_uri())
+            record_made(out / "mlruns")
         mlf.set_experiment("labelwise")
 
     def for_fold(k: int) -> Callable[[dict[str, Any]], None]:

@@ -3,19 +3,22 @@
 Three kinds:
 
 - ``cnn``: a small residual conv–BN–ReLU network for small images, trained from scratch;
-- the torchvision CNNs of ``embed`` (``resnet18`` …), fine-tuned, or frozen with only a new
-  head trained (``freeze=True``);
+- the pretrained CNNs of ``embed``: torchvision's (``resnet18`` …), ``efficientnet_lite0`` and
+  any timm architecture as ``timm/<name>``, fine-tuned, or frozen with only a new head trained
+  (``freeze=True``);
 - ``linear`` and ``mlp``: heads on cached embeddings (the fast path).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import LabelwiseError, require
+from ..features import timm_backbones
 from ..features.torchvision_backbones import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, MIN_SIZE
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_PREFIXES: dict[str, tuple[Callable[[str], ModelSpec], str]] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -62,17 +66,44 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def register_model_prefix(prefix: str, factory: Callable[[str], ModelSpec], *, description: str = "") -> None:
+    """Make every name ``prefix + rest`` a model whose spec is ``factory(name)`` (made once per
+    name). Listed as the pattern ``prefix<name>``, described by ``description``."""
+    _PREFIXES[prefix] = (factory, description)
+    _prefixed_spec.cache_clear()
+
+
 def list_models() -> list[str]:
-    """Names that ``train(model=...)`` accepts."""
-    return sorted(_REGISTRY)
+    """Names that ``train(model=...)`` accepts; a registered prefix shows once, as a pattern
+    such as ``timm/<name>``."""
+    return sorted(_REGISTRY) + [f"{prefix}<name>" for prefix in _PREFIXES]
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` registered as ``name``; a clear error for an unknown name."""
-    try:
+    """The :class:`ModelSpec` registered as ``name``; a clear error for an unknown name.
+
+    A pattern from :func:`list_models` (``timm/<name>``) gives a spec that only describes it:
+    building it raises an error asking for a real name.
+    """
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise LabelwiseError(f"unknown model {name!r}; choose one of {', '.join(list_models())}") from None
+    for prefix, (_, description) in _PREFIXES.items():
+        if name == f"{prefix}<name>":
+            return ModelSpec(name, "pixels", functools.partial(_pattern, name, prefix), description=description)
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return _prefixed_spec(name)
+    raise LabelwiseError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+
+
+@functools.cache
+def _prefixed_spec(name: str) -> ModelSpec:
+    # A classifier asks for its spec on every batch: build each once.
+    factory = next(f for prefix, (f, _) in _PREFIXES.items() if name.startswith(prefix))
+    return factory(name)
+
+
+def _pattern(name: str, prefix: str, *args: Any, **kwargs: Any) -> nn.Module:
+    raise LabelwiseError(f"{name} is a pattern: put an architecture in place of <name>, e.g. {prefix}resnet18")
 
 
 def check_size(spec: ModelSpec, size: int) -> None:
@@ -160,6 +191,81 @@ for _name in ARCHITECTURES:
             description=f"torchvision {_name}, fine-tuned (or frozen with --freeze)",
         )
     )
+
+
+# ------------------------------------------------------------------ timm
+
+
+def build_timm(
+    name: str,
+    n_classes: int,
+    n_inputs: int = 3,
+    *,
+    weights: Any = None,
+    freeze: bool = False,
+    dropout: float = 0.2,
+    random_state: int = 0,
+    download: bool = False,
+    **_: Any,
+) -> nn.Module:
+    """timm network ``name`` (``timm/<arch>`` or ``efficientnet_lite0``) with a new
+    ``dropout → linear`` head for ``n_classes``.
+
+    ``weights``: a state_dict file; ``"hub"`` for the pretrained weights (efficientnet_lite0:
+    the packaged ones; ``timm/<arch>``: timm's file when it is in the hub cache, or fetched
+    there with ``download=True``; random initialisation with a warning otherwise); or None for
+    random initialisation without a warning (used when a trained checkpoint is loaded next).
+    ``freeze``: only the head is trainable; the backbone keeps its BatchNorm statistics.
+    """
+    require("torch", "pretrained", f"the {name} model")
+    if weights is None:
+        resolved = timm_backbones.Weights(None, f"random-seed{random_state}")
+    else:
+        resolved = timm_backbones.resolve_weights(
+            name, None if weights == "hub" else weights, random_state=random_state, download=download
+        )
+    body, dim = timm_backbones.build_network(name, resolved, random_state=random_state)
+    if resolved.file is not None:
+        log.info("%s: starting from weights %s", name, resolved.file)
+    from .networks import WithHead
+
+    return WithHead(body, dim, n_classes, dropout=dropout, frozen=freeze)
+
+
+def timm_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``timm/<arch>``: sizes and normalisation from timm's pretrained_cfg."""
+    inputs = timm_backbones.input_config(name)
+    return ModelSpec(
+        name=name,
+        input="pixels",
+        build=functools.partial(build_timm, name),
+        default_size=inputs.size,
+        min_size=inputs.size if inputs.fixed else inputs.min_size,
+        channels=3,
+        mean=inputs.mean,
+        std=inputs.std,
+        description=f"timm {timm_backbones.timm_architecture(name)}, fine-tuned (or frozen with --freeze)",
+    )
+
+
+register_model(
+    ModelSpec(
+        name=timm_backbones.LITE0,
+        input="pixels",
+        build=functools.partial(build_timm, timm_backbones.LITE0),
+        default_size=224,
+        min_size=timm_backbones.MIN_SIZE,
+        channels=3,
+        mean=timm_backbones.LITE0_MEAN,
+        std=timm_backbones.LITE0_STD,
+        description="EfficientNet-Lite0 with ImageNet weights (labelwise[pretrained]), fine-tuned (or frozen with --freeze)",
+    )
+)
+register_model_prefix(
+    timm_backbones.PREFIX,
+    timm_spec,
+    description="any timm architecture (timm/resnet18 …), fine-tuned (or frozen with --freeze)",
+)
 
 
 # ------------------------------------------------------------------ heads on embeddings

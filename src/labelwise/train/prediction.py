@@ -12,12 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import write_table, write_text
+from .._io import note_input, write_table, write_text
+from .._run import recorded
 from ..data import Dataset
 from ..data.natural import natural_key
+from ..data.readers import ReadOptions, as_read_options, dataset_inputs
 from ..data.table import prob_columns
-from ..errors import LabelwiseError
-from .kfold import MODEL_FILE, load_inputs
+from ..errors import LabelwiseError, require
+from ..formats import TrainRun
+from .kfold import load_inputs
 
 log = logging.getLogger("labelwise")
 
@@ -35,21 +38,17 @@ class Ensemble:
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], *, device: str = "auto") -> Ensemble:
+        """The models of a ``train`` folder, refused (one line) when the folder's files do not all
+        come from the one finished run its ``run.json`` records."""
+        require("torch", "torch", "the models of a train folder")
         from .classifier import NeuralClassifier
 
-        folder = Path(folder)
-        path = folder / MODEL_FILE
-        if not path.is_file():
-            raise LabelwiseError(f"{folder}: not a trained model folder (no {MODEL_FILE}); run `labelwise train` first")
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise LabelwiseError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        missing = [m for m in meta.get("members", []) if not (folder / m).is_file()]
-        if missing or not meta.get("members"):
-            raise LabelwiseError(f"{folder}: model file {missing[0] if missing else 'list'} missing; was training finished?")
-        members = [NeuralClassifier.load(folder / m, device=device) for m in meta["members"]]
-        return cls(folder, list(meta["classes"]), dict(meta["features"]), members)
+        run = TrainRun(folder)
+        meta = run.model_info()
+        run.check(TrainRun.MODEL, TrainRun.CLASSES, TrainRun.CONFIG, TrainRun.TABLE, *meta["members"])
+        note_input(run.folder / TrainRun.MODEL)
+        members = [NeuralClassifier.load(run.folder / m, device=device) for m in meta["members"]]
+        return cls(run.folder, list(meta["classes"]), dict(meta["features"]), members)
 
     def inputs(self, table: pd.DataFrame, *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2) -> np.ndarray:
         """The model input for ``table``'s images, prepared as in training."""
@@ -58,10 +57,10 @@ class Ensemble:
     def trained_on(self, sample_ids: pd.Series) -> np.ndarray:
         """``(n_members, n)`` bool: whether each member trained on each of ``sample_ids``
         (from the folder's ``dataset.csv``; ids it does not list were trained on by none)."""
-        from .kfold import TRAIN_CONFIG_FILE, fold_training_rows
+        from .kfold import fold_training_rows
 
-        config = json.loads((self.folder / TRAIN_CONFIG_FILE).read_text(encoding="utf-8"))
-        rows = pd.read_csv(self.folder / "dataset.csv", dtype={"sample_id": str, "split": str},
+        config = json.loads((self.folder / TrainRun.CONFIG).read_text(encoding="utf-8"))
+        rows = pd.read_csv(self.folder / TrainRun.TABLE, dtype={"sample_id": str, "split": str},
                            usecols=["sample_id", "split", "fold"], keep_default_na=False)
         rows = rows.drop_duplicates("sample_id").set_index("sample_id")
         pool = rows["split"].ne(config.get("hold_out", "test"))
@@ -100,6 +99,7 @@ def combine(member_probs: np.ndarray, vote: str = "mean") -> tuple[np.ndarray, n
     return labels, votes[np.arange(len(labels)), labels] / member_probs.shape[0], mean
 
 
+@recorded("predict", inputs=dataset_inputs(files=("model_dir",)))
 def predict(
     model_dir: str | os.PathLike[str],
     data: Dataset | str | os.PathLike[str],
@@ -112,7 +112,8 @@ def predict(
     cache_dir: str | os.PathLike[str] | None = None,
     device: str = "auto",
     n_jobs: int = 2,
-    **read_kwargs: Any,
+    read: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Predict every image of ``data`` with the models in ``model_dir``.
 
@@ -123,7 +124,6 @@ def predict(
     prediction. ``ordered_txt``: also write one predicted label per line, images in the
     natural order of their names (``2.png`` before ``10.png``).
     """
-    from .. import load_dataset
     from ..data import read_image_files
 
     if vote not in VOTES:
@@ -134,7 +134,7 @@ def predict(
     elif Path(data).is_dir() and _has_top_level_images(Path(data)):
         ds = read_image_files(data, n_jobs=n_jobs)
     else:
-        ds = load_dataset(data, n_jobs=n_jobs, **read_kwargs)
+        ds = as_read_options(read).load(data, n_jobs=n_jobs)
     table = ds.table.reset_index(drop=True)
     if table.empty:
         raise LabelwiseError(f"{ds.source or data}: no readable images to predict")

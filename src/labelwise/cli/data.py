@@ -1,0 +1,129 @@
+"""Commands on the dataset itself: ``explore``, ``split``, ``embed`` and ``backbones``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..data.readers import ReadOptions
+from ._common import (
+    CacheDir,
+    Config,
+    Data,
+    Device,
+    Html,
+    Jobs,
+    Overwrite,
+    Pca,
+    Seed,
+    Size,
+    Weights,
+    backbone_option,
+    command,
+    out_console,
+    reads_dataset,
+    user_errors,
+)
+
+
+@command()
+@reads_dataset
+def explore(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("explore"),
+    per_class: Annotated[int, typer.Option("--per-class", min=0, help="Images per class in the sample grid (0: none).")] = 8,
+    html: Html = True,
+    read: ReadOptions = ReadOptions(),
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """Class balance, missing labels, image sizes, problems and duplicates → report.md, plots, problems.csv."""
+    from ..data.explore import explore as run
+
+    with user_errors():
+        summary = run(data, out, per_class=per_class, html=html, random_state=seed, n_jobs=jobs, read=read,
+                      overwrite=overwrite)
+    _print_explore(summary)
+    out_console.print(f"report: {out / 'report.md'}")
+
+
+def _print_explore(summary: Any) -> None:
+    table = Table(title=f"{summary.n_images} images, {summary.n_unlabeled} unlabeled", title_justify="left")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    table.add_column("share", justify="right")
+    total = max(int(summary.class_counts.sum()), 1)
+    for name, count in summary.class_counts.items():
+        table.add_row(str(name), str(int(count)), f"{count / total:.1%}")
+    out_console.print(table)
+    out_console.print(
+        f"imbalance ratio {summary.imbalance_ratio:.1f}:1 · problems {summary.n_problems} · duplicate groups "
+        f"{summary.n_duplicate_groups} ({summary.n_conflicting_groups} with conflicting labels)"
+    )
+
+
+@command()
+@reads_dataset
+def split(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output table (.csv or .parquet).")] = Path("split.csv"),
+    valid_pct: Annotated[float, typer.Option("--valid-pct", min=0.0, max=0.99, help="Share of labeled images for validation.")] = 0.2,
+    folds: Annotated[int, typer.Option("--folds", min=0, help="Stratified folds over the training rows (0 = none).")] = 5,
+    keep_existing: Annotated[bool, typer.Option("--keep-existing", help="Keep a valid split given in the input; only assign folds.")] = False,
+    read: ReadOptions = ReadOptions(),
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """Stratified train/valid split and fold column, written as a table; the same seed gives the same split."""
+    from ..data.split import split as run
+
+    with user_errors():
+        ds = run(data, out, valid_pct=valid_pct, folds=folds, keep_existing=keep_existing, random_state=seed,
+                 n_jobs=jobs, read=read, overwrite=overwrite)
+    counts = ds.table.groupby("split").size().to_dict()
+    out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out}")
+
+
+@command()
+@reads_dataset
+def embed(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("embed"),
+    backbone: backbone_option("Feature extractor.") = "pixels",
+    size: Size = None,
+    weights: Weights = None,
+    pca: Pca = None,
+    cache_dir: CacheDir = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 64,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading worker processes.")] = None,
+    device: Device = "auto",
+    read: ReadOptions = ReadOptions(),
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """One feature vector per image, cached by content hash: re-runs and added images cost only what is new."""
+    from ..features import embed as run
+
+    with user_errors():
+        vectors = run(data, backbone=backbone or "pixels", size=size, weights=weights, pca=pca, cache_dir=cache_dir,
+                      batch_size=batch_size, num_workers=workers, device=device, random_state=seed, out=out,
+                      read=read, overwrite=overwrite)
+    out_console.print(f"{vectors.shape[0]} images × {vectors.shape[1]} features → {out / 'embeddings.npy'}")
+
+
+@command()
+def backbones() -> None:
+    """List the feature extractors `embed` accepts."""
+    from ..features import list_backbones
+
+    for name in list_backbones():
+        out_console.print(name)
+

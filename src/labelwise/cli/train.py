@@ -1,0 +1,165 @@
+"""Commands for a model: ``train``, ``evaluate``, ``predict`` and ``models``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..data.readers import ReadOptions
+from ._common import (
+    BatchSize,
+    CacheDir,
+    Config,
+    Data,
+    Device,
+    Html,
+    Jobs,
+    Overwrite,
+    Seed,
+    Size,
+    backbone_option,
+    command,
+    out_console,
+    reads_dataset,
+    user_errors,
+)
+
+
+@command()
+@reads_dataset
+def train(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (models, metrics, probabilities).")] = Path("train"),
+    model: Annotated[str, typer.Option("--model", "-m", help="Model (see `labelwise models`).")] = "cnn",
+    folds: Annotated[int, typer.Option("--folds", "-k", min=1, help="Stratified folds: K models and out-of-fold probabilities (1 = one model).")] = 5,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (default 20 cnn, 10 torchvision, 60 heads).")] = None,
+    batch_size: BatchSize = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0.0, help="Peak learning rate (default 2e-3 AdamW, 0.05 SGD).")] = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw or sgd.")] = "adamw",
+    weight_decay: Annotated[float, typer.Option("--weight-decay", min=0.0, help="Weight decay (not on biases and norms).")] = 5e-4,
+    schedule: Annotated[str, typer.Option("--schedule", help="onecycle, warmup-cosine, cosine, step or constant.")] = "onecycle",
+    step_size: Annotated[int, typer.Option("--step-size", min=1, help="Epochs between LR drops (step schedule).")] = 10,
+    gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="LR factor per drop (step schedule).")] = 0.1,
+    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs", min=0.0, help="Epochs of linear warm-up (warmup-cosine).")] = 1.0,
+    augment: Annotated[str, typer.Option("--augment", help="none, light or strong.")] = "light",
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Allow mirror images in augmentation (off for digits, text).")] = True,
+    balance: Annotated[str, typer.Option("--balance", help="none, weights (class-weighted loss) or sampler.")] = "none",
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing", min=0.0, max=0.5, help="Cross-entropy label smoothing.")] = 0.0,
+    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Stop after N epochs without improvement.")] = None,
+    monitor: Annotated[str, typer.Option("--monitor", help="balanced_accuracy, accuracy, macro_f1 or valid_loss.")] = "balanced_accuracy",
+    valid_pct: Annotated[float, typer.Option("--valid-pct", min=0.0, max=0.9, help="Validation share when --folds 1 and no valid split.")] = 0.1,
+    hold_out: Annotated[str, typer.Option("--hold-out", help="Rows of this split are not trained on, only scored.")] = "test",
+    size: Size = None,
+    width: Annotated[int, typer.Option("--width", min=4, help="cnn: channels of the first layer.")] = 16,
+    dropout: Annotated[float, typer.Option("--dropout", min=0.0, max=0.9, help="Dropout before the classification layer.")] = 0.2,
+    freeze: Annotated[bool, typer.Option("--freeze", help="Pretrained networks: train only the new head.")] = False,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Pretrained weights (state_dict) for the network or --backbone.")] = None,
+    backbone: backbone_option("linear/mlp: the embedding backbone.") = "pixels",
+    cache_dir: CacheDir = None,
+    device: Device = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
+    tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation for held-out and test probabilities.")] = False,
+    dynamics: Annotated[bool, typer.Option("--dynamics", help="Also write dynamics_probs.csv: each row's softmax from its training passes, averaged over the epochs after the first third.")] = False,
+    weight_col: Annotated[Optional[str], typer.Option("--weight-col", help="Numeric column weighting each row's loss, e.g. confidence of pseudo labels (missing: 1).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    overfit_batch: Annotated[bool, typer.Option("--overfit-batch", help="Sanity check: fit one batch, report if the loss reaches ~0.")] = False,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Train without labeled images that do not exist.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to OUT/tensorboard (needs labelwise[tensorboard]).")] = False,
+    mlflow: Annotated[bool, typer.Option("--mlflow", help="Also log to the MLflow file store OUT/mlruns (needs labelwise[mlflow]).")] = False,
+    html: Html = True,
+    read: ReadOptions = ReadOptions(),
+    jobs: Jobs = 2,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """Train a model or a k-fold ensemble; writes models, out-of-fold probabilities, metrics and curves."""
+    from ..train import train as run
+
+    with user_errors():
+        result = run(
+            data, out, model=model, folds=folds, valid_pct=valid_pct, hold_out=hold_out, epochs=epochs,
+            batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,
+            step_size=step_size, gamma=gamma, warmup_epochs=warmup_epochs, augment=augment, flip=flip, balance=balance,
+            label_smoothing=label_smoothing, patience=patience, monitor=monitor, size=size, width=width,
+            dropout=dropout, freeze=freeze, weights=weights, backbone=backbone or "pixels", cache_dir=cache_dir,
+            device=device, amp=amp, tta=tta, dynamics=dynamics, weight_col=weight_col, resume=resume,
+            overfit_batch=overfit_batch, skip_missing=skip_missing, tensorboard=tensorboard, mlflow=mlflow, html=html,
+            random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite,
+        )
+    if result.overfit is not None:
+        o = result.overfit
+        verdict = "reached ~0: the model can learn" if o["passed"] else "did NOT reach ~0: check the data, --lr and the model"
+        out_console.print(f"overfit one batch of {o['batch']}: loss {o['first_loss']:.3f} → {o['final_loss']:.4f} "
+                          f"in {o['steps']} steps; {verdict}")
+        return
+    for name, metrics in (("held out", result.held_out), ("test", result.test)):
+        if metrics:
+            out_console.print(f"{name}: accuracy {metrics['accuracy']:.4f} · balanced accuracy "
+                              f"{metrics['balanced_accuracy']:.4f} · macro-F1 {metrics['macro_f1']:.4f} (n={metrics['n']})")
+    out_console.print(f"{result.folds} model(s) in {out}/ ({result.seconds:.0f} s); report: {out / 'report.md'}")
+
+
+@command()
+@reads_dataset
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(metavar="PREDICTIONS", show_default=False, help="A `labelwise train` folder (its out-of-fold probabilities), or a CSV with sample_id and prob_<class> columns.")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="True labels: any input `labelwise` reads (an ordered .txt with --images; default: the train folder's own).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("evaluate"),
+    positive: Annotated[Optional[str], typer.Option("--positive", help="Two classes: the positive class for FAR/FRR/HTER (default: the second).")] = None,
+    bins: Annotated[int, typer.Option("--bins", min=2, help="Bins of the calibration error and reliability plot.")] = 15,
+    html: Html = True,
+    read: ReadOptions = ReadOptions(),
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """Accuracy, balanced accuracy, macro-F1, per-class scores, confusion matrix, calibration (and HTER, ROC-AUC for two classes)."""
+    from ..evaluate import evaluate as run
+
+    with user_errors():
+        result = run(predictions, labels, out, positive=positive, n_bins=bins, html=html, read=read, overwrite=overwrite)
+    for name, m in (("", result), ("test: ", result.get("test"))):
+        if m:
+            line = (f"{name}accuracy {m['accuracy']:.4f} · balanced accuracy {m['balanced_accuracy']:.4f} · "
+                    f"macro-F1 {m['macro_f1']:.4f} · ECE {m['ece']:.4f}")
+            if m.get("hter") is not None:
+                line += f" · HTER {m['hter']:.4f}"
+            out_console.print(line + f" (n={m['n']})")
+    out_console.print(f"report: {out / 'report.md'}")
+
+
+@command()
+@reads_dataset
+def predict(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Output folder of `labelwise train`.", show_default=False)],
+    data: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of images (or any input `labelwise` reads).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("predict"),
+    vote: Annotated[str, typer.Option("--vote", help="Ensemble by mean probability or majority vote.")] = "mean",
+    tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (mirror or small shifts).")] = False,
+    ordered_txt: Annotated[Optional[Path], typer.Option("--ordered-txt", help="Also write one label per line, files in natural order.")] = None,
+    batch_size: BatchSize = None,
+    cache_dir: CacheDir = None,
+    device: Device = "auto",
+    read: ReadOptions = ReadOptions(),
+    jobs: Jobs = 2,
+    overwrite: Overwrite = False,
+    config: Config = None,
+) -> None:
+    """Predict a folder of images with a trained model (fold ensemble): predictions.csv and an optional ordered label file."""
+    from ..train import predict as run
+
+    with user_errors():
+        result = run(model_dir, data, out, vote=vote, tta=tta, ordered_txt=ordered_txt, batch_size=batch_size,
+                     cache_dir=cache_dir, device=device, n_jobs=jobs, read=read, overwrite=overwrite)
+    out_console.print(f"{len(result)} images → {out / 'predictions.csv'}" + (f" and {ordered_txt}" if ordered_txt else ""))
+
+
+@command()
+def models() -> None:
+    """List the models `train` accepts."""
+    from ..train import get_model_spec, list_models
+
+    for name in list_models():
+        out_console.print(f"{name:<20} {get_model_spec(name).description}", soft_wrap=True)
