@@ -56,7 +56,14 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from labelwise.active import DEFAULT_STRATEGY, list_strategies, make_model, plot_curves, select, simulate  # noqa: E402
+from labelwise.active import (  # noqa: E402
+    DEFAULT_STRATEGY,
+    list_strategies,
+    make_model,
+    plot_curves,
+    select,
+    simulate,
+)
 from labelwise.active.curves import labels_to_reach, normalised_auc  # noqa: E402
 from labelwise.active.models import DEFAULT_MODEL  # noqa: E402
 from labelwise.data import Dataset  # noqa: E402
@@ -75,6 +82,7 @@ def anchor(images: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray
     rng = np.random.default_rng(seed)
     labeled = list(rng.choice(pool, n_start, replace=False))
     rows = []
+    model = LogisticRegression(max_iter=1000).fit(Z[labeled], y[labeled])
     for r in range(rounds + 1):
         t0 = time.perf_counter()
         if r:

@@ -68,7 +68,10 @@ class ForwardClock:
     """
 
     def __init__(self) -> None:
-        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+        from torch.nn.modules.module import (
+            register_module_forward_hook,
+            register_module_forward_pre_hook,
+        )
 
         self.seconds, self._depth, self._start = 0.0, 0, 0.0
         self._handles = [register_module_forward_pre_hook(self._enter), register_module_forward_hook(self._leave)]

@@ -39,9 +39,14 @@ from cleanlab.filter import find_label_issues
 from sklearn.metrics import precision_recall_fscore_support
 
 from labelwise.data import Dataset
-from labelwise.noise import clean_labels, find_issues, label_issues, out_of_fold_head_probs
+from labelwise.data.pixels import load_pixels
+from labelwise.noise import (
+    clean_labels,
+    find_issues,
+    label_issues,
+    out_of_fold_head_probs,
+)
 from labelwise.train import train
-from labelwise.train.pixels import load_pixels
 
 CIFAR = SHARED / "cifar10n" / "cifar10n_train_jpeg.npz"
 

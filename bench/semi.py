@@ -57,10 +57,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
 
 from labelwise.data import Dataset
+from labelwise.data.pixels import load_pixels
 from labelwise.features import embed, list_backbones
 from labelwise.semi import DEFAULT_METHOD, list_methods, pseudo_label, pseudolabel
 from labelwise.train import train
-from labelwise.train.pixels import load_pixels
 
 MNIST = SHARED / "mnist"
 LEVELS = (0.5, 0.8, 0.9, 1.0)

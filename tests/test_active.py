@@ -203,7 +203,7 @@ def test_select_refuses_a_pool_smaller_than_n_and_unknown_names():
     labels[:10] = y[:10]
     with pytest.raises(LabelwiseError, match="asked for 6 images but the unlabeled pool holds only 5"):
         select(X, labels, 6, strategy="random")
-    with pytest.raises(LabelwiseError, match="unknown strategy 'smart'; choose one of random, .*typiclust"):
+    with pytest.raises(LabelwiseError, match="unknown strategy 'smart'; choose one of: random, .*typiclust"):
         select(X, labels, 2, strategy="smart")
     with pytest.raises(LabelwiseError, match="needs labeled images"):
         select(X, np.full(len(y), -1), 2, strategy="margin")

@@ -117,9 +117,9 @@ def test_query_bad_input_is_one_line(tmp_path, digits_npz):
     assert result.exit_code == 2 and "asked for 261 images but the unlabeled pool holds only 260" in result.output
     result = invoke("query", partial, "--n", 5, "--strategy", "smart", "--out", tmp_path / "q2")
     assert result.exit_code == 2
-    assert "unknown strategy 'smart'; choose one of random, least_confident, margin" in result.output
+    assert "unknown strategy 'smart'; choose one of: random, least_confident, margin" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
     result = invoke("simulate", partial, "--model", "cnn", "--augment", "heavy", "--out", tmp_path / "s1")
     assert result.exit_code == 2 and "unknown augment 'heavy'; choose one of none, light, strong" in result.output
     result = invoke("simulate", partial, "--model", "forest", "--out", tmp_path / "s2")
-    assert result.exit_code == 2 and "unknown model 'forest'; choose one of spreading_logreg, spreading" in result.output
+    assert result.exit_code == 2 and "unknown model 'forest'; choose one of: spreading_logreg, spreading" in result.output

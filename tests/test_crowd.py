@@ -8,9 +8,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_png
-from labelwise.crowd import aggregate, annotator_table, fleiss_kappa, krippendorff_alpha, list_methods, read_answers
+
+from labelwise.crowd import (
+    aggregate,
+    annotator_table,
+    fleiss_kappa,
+    krippendorff_alpha,
+    list_methods,
+    read_answers,
+)
 from labelwise.crowd.aggregate import dawid_skene, encode
 from labelwise.crowd.tasks import write_toloka_tsv
 from labelwise.errors import LabelwiseError
@@ -297,7 +304,7 @@ def test_every_method_labels_every_task_in_class_order(method):
 
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(LabelwiseError, match="unknown aggregation method 'em'; choose one of mv, gold-mv, ds"):
+    with pytest.raises(LabelwiseError, match="unknown aggregation method 'em'; choose one of: mv, gold-mv, ds"):
         aggregate(frame([("a", "w", "x")]), "em")
 
 

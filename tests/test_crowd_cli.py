@@ -8,11 +8,17 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_png
 from typer.testing import CliRunner
 
-from conftest import write_png
 from labelwise.cli.app import app
-from labelwise.crowd import knn_propagate, label_studio_tasks, make_tasks, mix_honeypots, read_answers, split_gold
+from labelwise.crowd import (
+    knn_propagate,
+    make_tasks,
+    mix_honeypots,
+    read_answers,
+    split_gold,
+)
 from labelwise.errors import LabelwiseError
 
 runner = CliRunner()

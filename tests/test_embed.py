@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from labelwise import LabelwiseError, load_dataset
+from labelwise.data.pixels import load_square
 from labelwise.features import PixelsBackbone, create_backbone, embed, list_backbones
-from labelwise.features.preprocess import load_square
 from labelwise.features.torchvision_backbones import (
     ARCHITECTURES,
     IMAGENET_MEAN,

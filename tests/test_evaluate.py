@@ -18,8 +18,13 @@ from sklearn.metrics import (
 
 from labelwise.data import Dataset
 from labelwise.errors import LabelwiseError
-from labelwise.evaluate import classification_metrics, evaluate, expected_calibration_error, hter
-from labelwise.evaluate.metrics import reliability_table
+from labelwise.evaluate import (
+    classification_metrics,
+    evaluate,
+    expected_calibration_error,
+    hter,
+)
+from labelwise.train.metrics import reliability_table
 
 
 def test_hter_hand_computed():

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import labelwise.data.explore as explore_mod
+import labelwise.data.explore_report as report_mod
 from labelwise import LabelwiseError, load_dataset
 from labelwise.data import find_duplicates
 from labelwise.data.explore import ExploreSummary, explore
@@ -242,14 +243,14 @@ def test_streams_and_decodes_only_the_sample_images(messy, tmp_path, monkeypatch
             max_alive = max(max_alive, sum(r() is not None for r in refs[:-1]))
 
     decoded: list[str] = []
-    real_open = explore_mod.open_image
+    real_open = report_mod.open_image
 
     def counted_open(path, **kwargs):
         decoded.append(path)
         return real_open(path, **kwargs)
 
     monkeypatch.setattr(explore_mod, "iter_image_info", tracked_iter)
-    monkeypatch.setattr(explore_mod, "open_image", counted_open)
+    monkeypatch.setattr(report_mod, "open_image", counted_open)
     per_class = 2
     summary = explore(messy, tmp_path / "out", per_class=per_class, n_jobs=1, html=False)
     assert len(refs) == 24  # each table row inspected once: 21 usable, 3 broken (notes.txt is no row)
@@ -263,8 +264,8 @@ def test_streams_and_decodes_only_the_sample_images(messy, tmp_path, monkeypatch
 
 def test_seeded_samples_and_stale_strips_removed(messy, tmp_path, monkeypatch):
     decoded: list[str] = []
-    real_open = explore_mod.open_image
-    monkeypatch.setattr(explore_mod, "open_image", lambda p, **kw: decoded.append(p) or real_open(p, **kw))
+    real_open = report_mod.open_image
+    monkeypatch.setattr(report_mod, "open_image", lambda p, **kw: decoded.append(p) or real_open(p, **kw))
 
     def picks(seed: int) -> list[str]:
         decoded.clear()
@@ -294,7 +295,7 @@ def test_checked_dataset_is_not_inspected_again(messy, tmp_path, monkeypatch):
 
 def test_class_names_become_safe_distinct_file_names():
     taken: set[str] = set()
-    names = [explore_mod.safe_name(n, taken) for n in ["a/b", "a b", "A_B", "../..", "Ünï:co*de?", ""]]
+    names = [report_mod.safe_name(n, taken) for n in ["a/b", "a b", "A_B", "../..", "Ünï:co*de?", ""]]
     assert names == ["a_b", "a_b_2", "A_B_3", "class", "Ünï_co_de", "class_2"]
 
 

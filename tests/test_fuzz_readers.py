@@ -14,14 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_png
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_png
 from labelwise import LabelwiseError, load_dataset
 from labelwise.crowd import read_answers, read_gold
 from labelwise.data import read_classes, read_npz, read_ordered_labels
-from labelwise.data.table import checked_probabilities, read_probability_table
+from labelwise.formats.probabilities import (
+    checked_probabilities,
+    read_probability_table,
+)
 
 NOISE = [b",", b";", b"\t", b'"', b"'", b"\n", b"\r", b"{", b"}", b"[", b"]", b":", b"\x00", b"\xff", b"\xfe\xff",
          "é".encode(), b"-1", b"nan", b"..", b"/", b"\\", b"  ", b"1e309", b"null", b"true"]

@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from labelwise.data import ReadOptions
+from conftest import write_png
 from typer.testing import CliRunner
 
-from conftest import write_png
 from labelwise.cli.app import app
+from labelwise.data import ReadOptions
 from labelwise.errors import LabelwiseError
 from labelwise.noise import clean, find_issues, label_issues, neighbor_probs
 

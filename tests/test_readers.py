@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from labelwise import LabelwiseError, load_dataset
-from labelwise.data import natural_sorted, read_csv_labels, read_npz, read_ordered_labels, read_table
+from labelwise.data import (
+    natural_sorted,
+    read_csv_labels,
+    read_npz,
+    read_ordered_labels,
+    read_table,
+)
 from tests.conftest import write_png
 
 

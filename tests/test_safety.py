@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_png
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import write_png
 from labelwise import LabelwiseError, load_dataset
-from labelwise._run import command_run, read_record
+from labelwise._records import read_record
+from labelwise._run import command_run
 from labelwise.data import read_csv_labels, read_ordered_labels
 from labelwise.data.images import open_image, set_max_pixels
-from labelwise.features.preprocess import load_square
+from labelwise.data.pixels import load_square
 
 runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")

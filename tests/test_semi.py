@@ -9,11 +9,11 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_png
 from sklearn.base import clone
 from sklearn.neighbors import NearestNeighbors
 from typer.testing import CliRunner
 
-from conftest import write_png
 from labelwise import load_dataset
 from labelwise.cli.app import app
 from labelwise.errors import LabelwiseError

@@ -32,7 +32,6 @@ def ds(tmp_path, digits):
 @pytest.fixture
 def tiny(monkeypatch):
     """``simclr-tiny`` in the registry for this test, and a count of training runs."""
-    monkeypatch.setitem(backbones._REGISTRY, "simclr-tiny", functools.partial(simclr, **TINY))
     runs = []
     train = ssl_train.train_encoder
 
@@ -41,7 +40,8 @@ def tiny(monkeypatch):
         return train(*args, **kwargs)
 
     monkeypatch.setattr(ssl_train, "train_encoder", counted)
-    return runs
+    with backbones.BACKBONES.temporarily(functools.partial(simclr, **TINY), name="simclr-tiny"):
+        yield runs
 
 
 def test_embeds_unit_rows_of_its_dimension(ds, tiny, tmp_path):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from labelwise import LabelwiseError, load_dataset
+from labelwise.data.pixels import load_square
 from labelwise.errors import MissingExtraError
 from labelwise.features import create_backbone, embed, list_backbones
-from labelwise.features.preprocess import load_square
 from tests.conftest import write_png
 
 torch = pytest.importorskip("torch")

@@ -13,7 +13,13 @@ torch = pytest.importorskip("torch")
 from conftest import write_png  # noqa: E402
 
 from labelwise.errors import LabelwiseError  # noqa: E402
-from labelwise.train import NeuralClassifier, get_model_spec, list_models, predict, train  # noqa: E402
+from labelwise.train import (  # noqa: E402
+    NeuralClassifier,
+    get_model_spec,
+    list_models,
+    predict,
+    train,
+)
 from labelwise.train.prediction import combine  # noqa: E402
 
 
@@ -270,7 +276,7 @@ def test_augmentation_flips_only_when_allowed():
 
 @pytest.mark.parametrize("name", ["constant", "step", "cosine", "warmup-cosine", "onecycle"])
 def test_learning_rate_schedules_have_their_shape(name):
-    from labelwise.train.optim import make_optimizer, make_schedule
+    from labelwise.networks.optim import make_optimizer, make_schedule
 
     p = [torch.nn.Parameter(torch.zeros(2, 2))]
     opt = make_optimizer(p, "sgd", lr=0.1, weight_decay=0.0)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._version import __version__
 from .data import Dataset, load_dataset, split, split_table
 from .errors import LabelwiseError, MissingExtraError
-
-from ._version import __version__
 
 _LAZY = {
     "explore": ("labelwise.data.explore", "explore"),

@@ -23,6 +23,7 @@ labelwise.errors.LabelwiseError: unknown shape 'circle'; choose one of: square
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
@@ -68,7 +69,8 @@ class Registry(Generic[T]):
             key = name or getattr(item, "name", None) or getattr(item, "__name__", None)
             if not isinstance(key, str) or not key:
                 raise TypeError(f"{self.kind}: give a name for {item!r}")
-            text = description or _first_line(getattr(item, "description", "") or getattr(item, "__doc__", "") or "")
+            doc = getattr(getattr(item, "func", item), "__doc__", "")  # a functools.partial: its function's
+            text = description or _first_line(getattr(item, "description", "") or doc or "")
             self._entries[key] = Entry(key, item, text, dict(meta))
             return item
 
@@ -141,8 +143,12 @@ class Registry(Generic[T]):
 
 
 def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    """The first sentence of a docstring, on one line (``literal`` → `literal`)."""
+    paragraph = " ".join(line.strip() for line in text.strip().split("\n\n")[0].splitlines())
+    end = paragraph.find(". ")
+    sentence = paragraph if end < 0 else paragraph[: end + 1]
+    sentence = re.sub(r":\w+:`~?([^`]+)`", lambda m: f"`{m.group(1).split('.')[-1]}`", sentence)
+    return sentence.replace("``", "`")
 
 
 #: Every registry, by the kind ``labelwise list KIND`` names; filled by the modules that own them.

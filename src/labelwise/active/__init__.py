@@ -7,9 +7,24 @@ from .curves import curve_summary, plot_curves
 from .loop import run_loop
 from .models import LoopModel, list_loop_models, make_model, mc_dropout_proba
 from .query import query
-from .scores import bald_scores, entropy_scores, least_confident_scores, margin_scores, stream_scores, uncertainty_scores
+from .scores import (
+    bald_scores,
+    entropy_scores,
+    least_confident_scores,
+    margin_scores,
+    stream_scores,
+    uncertainty_scores,
+)
 from .simulate import simulate
-from .strategies import DEFAULT_STRATEGY, Pool, Selection, get_strategy, list_strategies, register_strategy, select
+from .strategies import (
+    DEFAULT_STRATEGY,
+    Pool,
+    Selection,
+    get_strategy,
+    list_strategies,
+    register_strategy,
+    select,
+)
 
 __all__ = [
     "DEFAULT_STRATEGY",

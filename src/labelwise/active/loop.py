@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from ..errors import LabelwiseError
-from .models import DEFAULT_MODEL, make_model
+from .models import DEFAULT_MODEL, LoopModel, make_model
 from .selection import typiclust
 from .strategies import DEFAULT_STRATEGY, select
 
@@ -109,6 +109,7 @@ def run_loop(
     labels[first] = y[first]
     picks = [pd.DataFrame({"round": 0, "row": first})]
     rows, best, stale = [], -1.0, 0
+    fitted: LoopModel | None = None  # the model of the round before
     for r in range(rounds + 1):
         t0 = time.perf_counter()
         if r > 0:

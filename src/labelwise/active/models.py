@@ -34,16 +34,25 @@ from typing import Any
 
 import numpy as np
 
+from .._registry import Registry, kind
 from ..errors import LabelwiseError
-from ..features.torchvision_backbones import ARCHITECTURES as _TORCHVISION_ARCHITECTURES
-from ..semi.spreading import SPREAD_ALPHA, SPREAD_NEIGHBORS, SPREAD_POWER, fit_spreading, normalise_rows
-from ..semi.spreading import CosineKNNKernel as CosineKNNKernel  # re-exported
+from ..features.neighbors import (
+    SPREAD_ALPHA,
+    SPREAD_NEIGHBORS,
+    SPREAD_POWER,
+    fit_spreading,
+    normalise_rows,
+)
+from ..features.neighbors import CosineKNNKernel as CosineKNNKernel  # re-exported
+from ..train.models import MODELS as _TRAIN_MODELS
 
 log = logging.getLogger("labelwise")
 
-TORCHVISION = tuple(_TORCHVISION_ARCHITECTURES)
+# The pretrained networks of `train` (every fixed-name model on pixels but the cnn): fine-tuned in the loop.
+PRETRAINED = tuple(n for n in _TRAIN_MODELS.names() if "<" not in n and n != "cnn"
+                   and _TRAIN_MODELS.get(n).input == "pixels")
 SEMI_SUPERVISED = ("spreading_logreg", "spreading")  # models that use the unlabeled rows themselves
-NEURAL = ("linear", "mlp", "cnn", *TORCHVISION)
+NEURAL = ("linear", "mlp", "cnn", *PRETRAINED)
 
 DEFAULT_MODEL = "spreading_logreg"
 # Label spreading (SPREAD_NEIGHBORS, SPREAD_ALPHA, SPREAD_POWER, CosineKNNKernel): one
@@ -292,11 +301,16 @@ class ModelInfo:
     description: str
 
 
-_MODELS: dict[str, ModelInfo] = {}
+#: Models in the active-learning loop, by name.
+LOOP_MODELS: Registry[ModelInfo] = kind("loop-models", Registry("model"))
 
 
-def _register(name: str, input: str, build: Callable[..., LoopModel], description: str) -> None:
-    _MODELS[name] = ModelInfo(name, input, build, description)
+def register_loop_model(name: str, input: str, build: Callable[..., LoopModel], description: str) -> ModelInfo:
+    """Register ``build(n_classes, **options) -> LoopModel`` taking ``input`` (``embedding`` or ``pixels``)."""
+    return LOOP_MODELS.register(ModelInfo(name, input, build, description), name=name, description=description)
+
+
+_register = register_loop_model
 
 
 _register("spreading_logreg", "embedding",
@@ -311,21 +325,18 @@ for _name, _input, _text in (("linear", "embedding", "labelwise linear head on e
                              ("mlp", "embedding", "labelwise one-hidden-layer head with dropout on embeddings (torch; MC dropout)"),
                              ("cnn", "pixels", "labelwise small CNN on the pixels (torch; slow on CPU)")):
     _register(_name, _input, lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw), _text)
-for _name in TORCHVISION:
+for _name in PRETRAINED:
     _register(_name, "pixels", lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw),
-              f"torchvision {_name} fine-tuned on the pixels, from the official weights with pretrained (torch; slow on CPU)")
+              f"{_name} fine-tuned on the pixels, from its pretrained weights with --pretrained (torch; slow on CPU)")
 
 
 def list_loop_models() -> list[str]:
     """Names that :func:`make_model` (and ``--model`` of ``query`` / ``simulate``) accept."""
-    return list(_MODELS)
+    return LOOP_MODELS.names()
 
 
 def get_loop_model(name: str) -> ModelInfo:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise LabelwiseError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}") from None
+    return LOOP_MODELS.get(name)
 
 
 def make_model(
@@ -352,7 +363,7 @@ def make_model(
     kwargs: dict[str, Any] = {"random_state": random_state}
     if name in NEURAL:
         kwargs.update(epochs=epochs, augment=augment if info.input == "pixels" else "none", device=device,
-                      weights="hub" if pretrained and name in TORCHVISION else None)
+                      weights="hub" if pretrained and name in PRETRAINED else None)
     model = info.build(n_classes, **kwargs)
     if semi and name not in SEMI_SUPERVISED:
         if info.input != "embedding" and embeddings is None:

@@ -15,7 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .models import DEFAULT_MODEL, SEMI_SUPERVISED, get_loop_model, make_model
 from .selection import check_budget
@@ -146,8 +146,8 @@ def pixels_of(ds: Dataset, model: str = "cnn", *, n_jobs: int = 2) -> np.ndarray
     """The images of ``ds`` as one uint8 array for the loop model ``model`` (a network on
     pixels): the dataset's common side (16–64 px, at least what the network takes), in the
     network's channels."""
+    from ..data.pixels import infer_channels, infer_size, load_pixels
     from ..train.models import get_model_spec
-    from ..train.pixels import infer_channels, infer_size, load_pixels
 
     spec = get_model_spec(model)
     size = max(infer_size(ds.table), spec.min_size)
@@ -156,7 +156,7 @@ def pixels_of(ds: Dataset, model: str = "cnn", *, n_jobs: int = 2) -> np.ndarray
 
 def _write(out: Path, result: pd.DataFrame, classes: list[str], info: dict[str, Any], *, root: Any,
            url_prefix: str | None, html: bool) -> None:
-    from ..crowd.tasks import label_studio_tasks, labeling_config
+    from ..formats.labeling import label_studio_tasks, labeling_config
     from ..report import Report
 
     write_table(out / "query.csv", result)

@@ -17,7 +17,7 @@ import pandas as pd
 from .._io import write_table
 from .._run import recorded
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, draw_curves
 from .grid import SETTINGS, check_grid, expand_grid, read_grid

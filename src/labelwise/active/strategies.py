@@ -19,10 +19,24 @@ from typing import TypeVar
 
 import numpy as np
 
+from .._registry import Registry, kind
 from ..errors import LabelwiseError
 from .models import DEFAULT_MODEL, LoopModel, make_model
-from .scores import bald_scores, entropy_scores, least_confident_scores, margin_scores, stream_scores
-from .selection import badge_seeding, check_budget, cluster_top, k_center_greedy, top_distinct, typiclust
+from .scores import (
+    bald_scores,
+    entropy_scores,
+    least_confident_scores,
+    margin_scores,
+    stream_scores,
+)
+from .selection import (
+    badge_seeding,
+    check_budget,
+    cluster_top,
+    k_center_greedy,
+    top_distinct,
+    typiclust,
+)
 
 log = logging.getLogger("labelwise")
 
@@ -106,14 +120,15 @@ class StrategyInfo:
     description: str
 
 
-_REGISTRY: dict[str, StrategyInfo] = {}
+#: Query strategies by name.
+STRATEGIES: Registry[StrategyInfo] = kind("strategies", Registry("strategy"))
 
 
 def register_strategy(name: str, *, needs_model: bool, description: str) -> Callable[[F], F]:
     """Decorator: register ``fn(pool, n, rng) -> (rows, scores)`` as strategy ``name``."""
 
     def wrap(fn: F) -> F:
-        _REGISTRY[name] = StrategyInfo(name, fn, needs_model, description)
+        STRATEGIES.register(StrategyInfo(name, fn, needs_model, description), name=name, description=description)
         return fn
 
     return wrap
@@ -121,14 +136,11 @@ def register_strategy(name: str, *, needs_model: bool, description: str) -> Call
 
 def list_strategies() -> list[str]:
     """Names that :func:`select` (and ``--strategy``) accept."""
-    return list(_REGISTRY)
+    return STRATEGIES.names()
 
 
 def get_strategy(name: str) -> StrategyInfo:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LabelwiseError(f"unknown strategy {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+    return STRATEGIES.get(name)
 
 
 def select(

@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import Abort, BadParameter, ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
 from .._run import command_line_options
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
 from ..errors import LabelwiseError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,9 +201,24 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
 def backbone_option(help: str) -> Any:
-    from ..features import list_backbones
+    from ..features.backbones import BACKBONES
 
-    return Annotated[Optional[str], typer.Option("--backbone", "-b", help=f"{help} One of: {', '.join(list_backbones())}.")]
+    return Annotated[Optional[str], typer.Option("--backbone", "-b", help=BACKBONES.help(help))]
+
+
+def print_kind(kind: str) -> None:
+    """Print a registry's names with their one-line descriptions."""
+    from .._registry import KINDS
+
+    for name, description in KINDS[kind].describe():
+        out_console.print(f"  {name:<20} {description}", soft_wrap=True, highlight=False, markup=False)
+
+
+def choice_help(kind: str, lead: str) -> str:
+    """Help text for an option naming an entry of the registry ``kind`` (see ``labelwise list``)."""
+    from .._registry import KINDS
+
+    return KINDS[kind].help(lead)
 
 
 # ---------------------------------------------------------------- dataset-reading options

@@ -8,13 +8,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..active.curves import DEFAULT_TARGET
-from ..active.models import DEFAULT_MODEL, list_loop_models
+from ..active.models import DEFAULT_MODEL
 from ..active.strategies import (
     AUTO_TYPICLUST_PER_CLASS,
     DEFAULT_STRATEGY,
-    list_strategies,
 )
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
 from ._common import (
     CacheDir,
     Config,
@@ -28,6 +27,7 @@ from ._common import (
     Size,
     Weights,
     backbone_option,
+    choice_help,
     command,
     out_console,
     reads_dataset,
@@ -36,10 +36,10 @@ from ._common import (
 
 Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn, torchvision).")]
 Pretrained = Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights in the torch hub cache (nothing is downloaded).")]
-STRATEGY_HELP = (f"{', '.join(list_strategies())} (default {DEFAULT_STRATEGY}: typiclust below "
-                 f"{AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin).")
-MODEL_HELP = (f"{', '.join(list_loop_models())}; default {DEFAULT_MODEL} (label spreading over the pool's embeddings, "
-              "averaged with a logistic regression on the labels and the spread pseudo-labels).")
+STRATEGY_HELP = choice_help("strategies", f"Default {DEFAULT_STRATEGY}: typiclust below {AUTO_TYPICLUST_PER_CLASS} "
+                                          "labels per class, then diverse_margin.")
+MODEL_HELP = choice_help("loop-models", f"Default {DEFAULT_MODEL} (label spreading over the pool's embeddings, averaged "
+                                        "with a logistic regression on the labels and the spread pseudo-labels).")
 Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).")]
 BACKBONE_HELP = "Embedding backbone (default simclr when PyTorch is installed, else pixels)."
 

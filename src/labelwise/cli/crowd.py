@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..crowd.aggregate import DEFAULT_METHOD, list_methods
+from ..crowd.aggregate import DEFAULT_METHOD
 from ..crowd.consensus import CONSENSUS_MIN
 from ._common import (
     CacheDir,
@@ -19,6 +19,7 @@ from ._common import (
     Size,
     Weights,
     backbone_option,
+    choice_help,
     command,
     out_console,
     user_errors,
@@ -33,7 +34,7 @@ FromName = Annotated[Optional[str], typer.Option("--from-name", help="Label Stud
 def aggregate(
     answers: Annotated[Path, typer.Argument(metavar="ANSWERS", show_default=False, help="Label Studio export (JSON, JSON-MIN, CSV), a folder of per-annotator exports, a Toloka results TSV, or a CSV task,worker,label.")],
     format: Annotated[str, typer.Option("--format", "-f", help="auto, labelstudio, labelstudio-min, labelstudio-csv, toloka or csv.")] = "auto",
-    method: Annotated[str, typer.Option("--method", "-m", help=f"One of: {', '.join(list_methods())} (default {DEFAULT_METHOD}).")] = DEFAULT_METHOD,
+    method: Annotated[str, typer.Option("--method", "-m", help=choice_help("aggregators", f"Method (default {DEFAULT_METHOD})."))] = DEFAULT_METHOD,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("aggregate"),
     gold: Gold = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the real image files: match every exported image to one file (per annotator folder when it exists); identical files become one task.")] = None,

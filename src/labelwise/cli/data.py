@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
 from ._common import (
     CacheDir,
     Config,
@@ -24,6 +24,7 @@ from ._common import (
     backbone_option,
     command,
     out_console,
+    print_kind,
     reads_dataset,
     user_errors,
 )
@@ -121,9 +122,29 @@ def embed(
 
 @command()
 def backbones() -> None:
-    """List the feature extractors `embed` accepts."""
-    from ..features import list_backbones
+    """List the feature extractors `embed` accepts (the same as `labelwise list backbones`)."""
+    print_kind("backbones")
 
-    for name in list_backbones():
-        out_console.print(name)
+
+@command("list")
+def list_kind(
+    kind: Annotated[Optional[str], typer.Argument(metavar="KIND", show_default=False, help="backbones, models, detectors, pseudolabelers, aggregators, strategies or loop-models (default: all).")] = None,
+) -> None:
+    """List what a pluggable kind offers, with a line on each: backbones, models, detectors, …"""
+    from .._registry import KINDS
+
+    _load_registries()
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}", param_hint="KIND")
+    for name in [kind] if kind else list(KINDS):
+        if kind is None:
+            out_console.print(f"[bold]{name}[/]")
+        print_kind(name)
+
+
+def _load_registries() -> None:
+    import importlib
+
+    for module in ("features", "train.models", "noise", "semi", "crowd", "active"):
+        importlib.import_module(f"labelwise.{module}")
 

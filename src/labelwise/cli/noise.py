@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
+from ..noise import detectors as _detectors  # noqa: F401 - fills the registry the help reads
+from ..train import models as _models  # noqa: F401
 from ._common import (
     CacheDir,
     Config,
@@ -19,6 +21,7 @@ from ._common import (
     Size,
     Weights,
     backbone_option,
+    choice_help,
     command,
     out_console,
     reads_dataset,
@@ -32,12 +35,12 @@ def issues(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("issues"),
     probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or a sample_id, prob_<class> table (default: train --model on the given labels).")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model trained on the given labels for the probabilities (see `labelwise models`), or `head`: a 5-fold logistic regression on the embeddings (fast, weaker).")] = "cnn",
+    model: Annotated[str, typer.Option("--model", "-m", help=choice_help("models", "Model trained on the given labels for the probabilities, or `head`: a 5-fold logistic regression on the embeddings (fast, weaker)."))] = "cnn",
     source: Annotated[str, typer.Option("--source", help="oof: --folds models, out-of-fold probabilities; dynamics: one model on all labels, softmax averaged over its epochs (--folds times faster); auto: oof below 10,000 labeled images.")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 40 with dynamics, 8 with oof).")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror images when training --model (photos yes; digits and text no).")] = False,
     folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Folds for the out-of-fold probabilities.")] = 5,
-    method: Annotated[str, typer.Option("--method", help="ensemble (default), cleanlab or neighbors (training-free).")] = "ensemble",
+    method: Annotated[str, typer.Option("--method", help=choice_help("detectors", "Detector (default ensemble; neighbors is training-free)."))] = "ensemble",
     filter_by: Annotated[str, typer.Option("--filter-by", help="calibrated_margin (default), or one of cleanlab's find_label_issues filters (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given, ...).")] = "calibrated_margin",
     neighbors: Annotated[Optional[int], typer.Option("--neighbors", "-n", min=1, help="k nearest neighbours voting (default: a quarter of the smallest class, 5 to 50).")] = None,
     backbone: backbone_option("Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels).") = None,

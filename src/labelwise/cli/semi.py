@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
 from ..semi.ensemble import DEFAULT_METHOD
 from ._common import (
     CacheDir,
@@ -22,6 +22,7 @@ from ._common import (
     Size,
     Weights,
     backbone_option,
+    choice_help,
     command,
     out_console,
     reads_dataset,
@@ -34,7 +35,7 @@ from ._common import (
 def pseudolabel(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("pseudolabel"),
-    method: Annotated[str, typer.Option("--method", "-m", help="ensemble (default), spreading, self-training or knn-kmeans.")] = DEFAULT_METHOD,
+    method: Annotated[str, typer.Option("--method", "-m", help=choice_help("pseudolabelers", f"Method (default {DEFAULT_METHOD})."))] = DEFAULT_METHOD,
     budget: Annotated[Optional[int], typer.Option("--budget", min=0, help="Most problematic images to send to a human (least confident first).")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0, help="Confidence below which an image is problematic (default per method: 0.9; knn-kmeans 0.5, its mean vote share).")] = None,
     backbone: backbone_option("Embedding backbone (default simclr when PyTorch is installed, else pixels).") = None,

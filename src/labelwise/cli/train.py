@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..data.readers import ReadOptions
+from ..data.options import ReadOptions
+from ..train import models as _models  # noqa: F401 - fills the registry the help reads
 from ._common import (
     BatchSize,
     CacheDir,
@@ -20,8 +21,10 @@ from ._common import (
     Seed,
     Size,
     backbone_option,
+    choice_help,
     command,
     out_console,
+    print_kind,
     reads_dataset,
     user_errors,
 )
@@ -32,7 +35,7 @@ from ._common import (
 def train(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (models, metrics, probabilities).")] = Path("train"),
-    model: Annotated[str, typer.Option("--model", "-m", help="Model (see `labelwise models`).")] = "cnn",
+    model: Annotated[str, typer.Option("--model", "-m", help=choice_help("models", "Model."))] = "cnn",
     folds: Annotated[int, typer.Option("--folds", "-k", min=1, help="Stratified folds: K models and out-of-fold probabilities (1 = one model).")] = 5,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs (default 20 cnn, 10 torchvision, 60 heads).")] = None,
     batch_size: BatchSize = None,
@@ -158,8 +161,5 @@ def predict(
 
 @command()
 def models() -> None:
-    """List the models `train` accepts."""
-    from ..train import get_model_spec, list_models
-
-    for name in list_models():
-        out_console.print(f"{name:<20} {get_model_spec(name).description}", soft_wrap=True)
+    """List the models `train` accepts (the same as `labelwise list models`)."""
+    print_kind("models")

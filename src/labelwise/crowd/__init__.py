@@ -7,12 +7,28 @@ each annotator, write the next batch of labeling tasks, and spread labels by nei
 files with gold splits and honeypots) and ``propagate`` (kNN label spreading).
 """
 
-from .aggregate import DEFAULT_METHOD, Aggregation, aggregate, dawid_skene, encode, get_method, list_methods, register_method
+from .aggregate import (
+    DEFAULT_METHOD,
+    Aggregation,
+    aggregate,
+    dawid_skene,
+    encode,
+    get_method,
+    list_methods,
+    register_method,
+)
 from .annotators import annotator_table, fleiss_kappa, krippendorff_alpha
 from .consensus import aggregate_answers
 from .importers import FORMATS, Answers, image_key, read_answers, read_gold
 from .propagate import knn_propagate, propagate, propagate_dataset
-from .tasks import label_studio_tasks, labeling_config, make_tasks, mix_honeypots, split_gold, write_toloka_tsv
+from .tasks import (
+    label_studio_tasks,
+    labeling_config,
+    make_tasks,
+    mix_honeypots,
+    split_gold,
+    write_toloka_tsv,
+)
 
 __all__ = [
     "DEFAULT_METHOD",

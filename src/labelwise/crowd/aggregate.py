@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._registry import Registry, kind
 from ..data.natural import natural_sorted
 from ..errors import LabelwiseError
 from ._compat import crowdkit_class, quiet
@@ -127,7 +128,8 @@ class Method:
     uses_gold: bool = False
 
 
-_METHODS: dict[str, Method] = {}
+#: Aggregation methods by name.
+AGGREGATORS: Registry[Method] = kind("aggregators", Registry("aggregation method"))
 
 
 def register_method(name: str, description: str, *, needs_gold: bool = False, uses_gold: bool = False
@@ -139,20 +141,19 @@ def register_method(name: str, description: str, *, needs_gold: bool = False, us
     """
 
     def wrap(fn: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-        _METHODS[name] = Method(name, fn, description, needs_gold, uses_gold or needs_gold)
+        AGGREGATORS.register(Method(name, fn, description, needs_gold, uses_gold or needs_gold), name=name,
+                             description=description)
         return fn
 
     return wrap
 
 
 def list_methods() -> list[str]:
-    return list(_METHODS)
+    return AGGREGATORS.names()
 
 
 def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        raise LabelwiseError(f"unknown aggregation method {name!r}; choose one of {', '.join(_METHODS)}")
-    return _METHODS[name]
+    return AGGREGATORS.get(name)
 
 
 def aggregate(
@@ -204,7 +205,8 @@ def aggregate(
 # ---------------------------------------------------------------- votes
 
 
-@register_method("mv", "majority vote; ties go to the class with the most answers overall, then class order")
+@register_method("mv", "majority vote; a tie goes to the class whose voters agree more often with the majority "
+                       "elsewhere, then to class order")
 def _majority(enc: Encoded, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts = enc.counts()
     return counts, *majority_vote(enc)

@@ -29,7 +29,7 @@ def annotator_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Seri
     """
     enc = encode(answers, classes or list(result.probas.columns))
     consensus = result.labels.reindex(enc.tasks).map({c: i for i, c in enumerate(enc.classes)}).to_numpy(np.int64)
-    W, K = len(enc.workers), len(enc.classes)
+    W = len(enc.workers)
     n = np.bincount(enc.worker, minlength=W)
     agree = np.bincount(enc.worker, weights=(enc.label == consensus[enc.task]).astype(float), minlength=W) / n
     truth = np.full(len(enc.tasks), -1)

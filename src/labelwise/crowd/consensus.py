@@ -17,7 +17,12 @@ from ..data.natural import natural_sorted
 from ..errors import LabelwiseError
 from ..report import Report
 from .aggregate import DEFAULT_METHOD, Aggregation, aggregate, get_method
-from .annotators import annotator_table, fleiss_kappa, krippendorff_alpha, task_agreement
+from .annotators import (
+    annotator_table,
+    fleiss_kappa,
+    krippendorff_alpha,
+    task_agreement,
+)
 from .importers import Answers, Format, read_answers, read_gold
 
 log = logging.getLogger("labelwise")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,85 +18,10 @@ from .._io import note_input, write_json, write_table
 from .._run import recorded
 from ..data import Dataset
 from ..errors import LabelwiseError
+from ..features.neighbors import knn_propagate
 from ..report import Report
 
 log = logging.getLogger("labelwise")
-
-
-@dataclass
-class Propagation:
-    """Result of :func:`knn_propagate` for every row.
-
-    Attributes
-    ----------
-    labels : int array (n,): the given label, the propagated one where accepted, else ``-1``.
-    suggested : int array (n,): the neighbours' vote for every unlabeled row (``-1`` for labeled rows).
-    confidence : float array (n,): the vote's weighted share (1 for labeled rows).
-    accepted : bool array (n,): the rows that received a label here.
-    """
-
-    labels: np.ndarray
-    suggested: np.ndarray
-    confidence: np.ndarray
-    accepted: np.ndarray
-
-
-def knn_propagate(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    *,
-    n_classes: int | None = None,
-    k: int = 10,
-    threshold: float = 0.9,
-    sample_weight: np.ndarray | None = None,
-) -> Propagation:
-    """Label the rows with ``labels == -1`` by a similarity-weighted vote of their ``k``
-    nearest labeled rows (cosine), keeping only votes with confidence ≥ ``threshold``.
-
-    Parameters
-    ----------
-    embeddings : (n, d) array.
-    labels : int array (n,), class codes ``0..n_classes-1``, ``-1`` = unlabeled.
-    k : neighbours that vote (fewer when there are fewer labeled rows).
-    threshold : the least weighted vote share to accept, in [0, 1].
-    sample_weight : (n,) weight of each labeled row's vote (e.g. its crowd confidence).
-
-    Examples
-    --------
-    >>> X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.95, 0.05], [0.05, 0.95]])
-    >>> knn_propagate(X, np.array([0, 0, 1, 1, -1, -1]), k=2).labels.tolist()
-    [0, 0, 1, 1, 0, 1]
-    """
-    from sklearn.neighbors import NearestNeighbors
-
-    X = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y):
-        raise LabelwiseError(f"embeddings must be (n, d) with n = len(labels); got {X.shape} and {len(y)}")
-    if not 0 <= threshold <= 1:
-        raise LabelwiseError(f"threshold must be in [0, 1], got {threshold}")
-    if k < 1:
-        raise LabelwiseError(f"k must be >= 1, got {k}")
-    K = int(n_classes if n_classes is not None else y.max() + 1)
-    seeds, pool = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
-    suggested = np.full(len(y), -1)
-    confidence = np.ones(len(y))
-    if not len(seeds):
-        raise LabelwiseError("no labeled rows to propagate from")
-    if len(pool):
-        Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        nn = NearestNeighbors(n_neighbors=min(k, len(seeds)), metric="cosine").fit(Xn[seeds])
-        dist, idx = nn.kneighbors(Xn[pool])
-        weight = np.clip(1.0 - dist, 1e-6, None)  # similarity; never 0, so every vote counts a little
-        if sample_weight is not None:
-            weight = weight * np.asarray(sample_weight, np.float64)[seeds][idx]
-        votes = np.zeros((len(pool), K))
-        np.add.at(votes, (np.repeat(np.arange(len(pool)), idx.shape[1]), y[seeds][idx].ravel()), weight.ravel())
-        share = votes / np.maximum(votes.sum(1, keepdims=True), 1e-12)
-        suggested[pool] = share.argmax(1)
-        confidence[pool] = share.max(1)
-    accepted = (y < 0) & (confidence >= threshold) & (suggested >= 0)
-    return Propagation(np.where(accepted, suggested, y), suggested, confidence, accepted)
 
 
 def propagate_dataset(ds: Dataset, embeddings: np.ndarray, *, k: int = 10, threshold: float = 0.9,

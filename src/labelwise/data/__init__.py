@@ -1,11 +1,34 @@
 """Dataset tables: readers, image checks, duplicates and splits."""
 
 from .duplicates import find_duplicates
-from .images import IMAGE_EXTENSIONS, ImageInfo, inspect_image, iter_image_info, open_image, read_bytes
+from .images import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    inspect_image,
+    iter_image_info,
+    open_image,
+    read_bytes,
+)
 from .natural import natural_key, natural_sorted
-from .readers import ReadOptions, load_dataset, read_csv_labels, read_image_files, read_image_folder, read_npz, read_ordered_labels, read_table
+from .options import ReadOptions
+from .readers import (
+    load_dataset,
+    read_csv_labels,
+    read_image_files,
+    read_image_folder,
+    read_npz,
+    read_ordered_labels,
+    read_table,
+)
 from .split import split, split_table
-from .table import CLASSES_FILE, SPLITS, TABLE_COLUMNS, Dataset, build_dataset, read_classes
+from .table import (
+    CLASSES_FILE,
+    SPLITS,
+    TABLE_COLUMNS,
+    Dataset,
+    build_dataset,
+    read_classes,
+)
 
 __all__ = [
     "CLASSES_FILE",

@@ -13,7 +13,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .._run import recorded
 from ..errors import LabelwiseError
-from .readers import ReadOptions, as_read_options, dataset_inputs
+from .options import ReadOptions, as_read_options, dataset_inputs
 
 if TYPE_CHECKING:
     from .table import Dataset

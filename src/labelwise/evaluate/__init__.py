@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from ..train.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    hter,
+    reliability_table,
+)
 from .evaluate import evaluate
-from .metrics import classification_metrics, expected_calibration_error, hter, reliability_table
 
 __all__ = ["classification_metrics", "evaluate", "expected_calibration_error", "hter", "reliability_table"]

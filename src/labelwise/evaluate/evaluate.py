@@ -14,11 +14,16 @@ import pandas as pd
 from .._io import write_json, write_table
 from .._run import recorded
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
-from ..data.table import PROB_PREFIX, checked_probabilities, read_classes, read_probability_table
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
+from ..data.table import read_classes
 from ..errors import LabelwiseError
 from ..formats import TrainRun
-from .metrics import classification_metrics, reliability_table
+from ..formats.probabilities import (
+    PROB_PREFIX,
+    checked_probabilities,
+    read_probability_table,
+)
+from ..train.metrics import classification_metrics, reliability_table
 
 log = logging.getLogger("labelwise")
 

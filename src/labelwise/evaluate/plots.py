@@ -49,10 +49,10 @@ def plot_confusion_matrix(
 
 def plot_reliability(table: pd.DataFrame, path: str | os.PathLike[str], *, ece: float | None = None) -> Path:
     """Accuracy per confidence bin (bars, sample count at the foot) against the diagonal of
-    perfect calibration; ``table`` is :func:`~labelwise.evaluate.metrics.reliability_table`'s.
+    perfect calibration; ``table`` is :func:`~labelwise.train.metrics.reliability_table`'s.
 
     >>> import tempfile
-    >>> from labelwise.evaluate.metrics import reliability_table
+    >>> from labelwise.train.metrics import reliability_table
     >>> path = Path(tempfile.mkdtemp()) / "reliability.png"
     >>> plot_reliability(reliability_table([0, 1], [[.9, .1], [.3, .7]], 10), path, ece=0.2).stat().st_size > 0
     True

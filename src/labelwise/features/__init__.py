@@ -4,10 +4,17 @@ Importing this package does not import torch; the torchvision backbones import i
 when they are created.
 """
 
-from . import torchvision_backbones as _torchvision_backbones  # noqa: F401 - registers the CNNs
-from . import timm_backbones as _timm_backbones  # noqa: F401 - registers timm/<name>, efficientnet_lite0
 from . import ssl as _ssl  # noqa: F401 - registers simclr
-from .backbones import Backbone, PixelsBackbone, create_backbone, default_backbone, list_backbones, register_backbone
+from . import timm_backbones as _timm_backbones  # noqa: F401 - registers timm/<name>, efficientnet_lite0
+from . import torchvision_backbones as _torchvision_backbones  # noqa: F401 - registers the CNNs
+from .backbones import (
+    Backbone,
+    PixelsBackbone,
+    create_backbone,
+    default_backbone,
+    list_backbones,
+    register_backbone,
+)
 from .cache import VectorCache, default_cache_dir
 from .embed import embed
 

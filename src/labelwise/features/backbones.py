@@ -7,6 +7,7 @@ then optionally post-processes the whole set (``finish``), which is never cached
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import logging
 import os
@@ -17,8 +18,9 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
+from .._registry import Registry, kind
+from ..data.pixels import GRAY_MODES, load_square
 from ..errors import LabelwiseError
-from .preprocess import GRAY_MODES, load_square
 
 WeightsArg = str | os.PathLike[str] | None
 log = logging.getLogger("labelwise")
@@ -66,23 +68,22 @@ class Backbone(abc.ABC):
 
 BackboneFactory = Callable[..., Backbone]
 F = TypeVar("F", bound=BackboneFactory)
-_REGISTRY: dict[str, BackboneFactory] = {}
-_PREFIXES: dict[str, BackboneFactory] = {}
+#: ``factory(*, size, weights, random_state[, download]) -> Backbone`` by name.
+BACKBONES: Registry[BackboneFactory] = kind("backbones", Registry("backbone"))
 
 
-def register_backbone(factory: F, *, name: str | None = None) -> F:
+def register_backbone(factory: F, *, name: str | None = None, description: str = "") -> F:
     """Register ``factory(*, size, weights, random_state) -> Backbone`` under ``name``.
 
     Used as a decorator (the name is the function's) or called with ``name=``.
     """
-    _REGISTRY[name or factory.__name__] = factory
-    return factory
+    return BACKBONES.register(factory, name=name, description=description)
 
 
-def register_backbone_prefix(prefix: str, factory: BackboneFactory) -> None:
+def register_backbone_prefix(prefix: str, factory: BackboneFactory, *, description: str = "") -> None:
     """Make every name ``prefix + rest`` a backbone: ``factory(name, *, size, weights,
     random_state, ...)`` builds it. Listed as the pattern ``prefix<name>``."""
-    _PREFIXES[prefix] = factory
+    BACKBONES.register_prefix(prefix, lambda name: functools.partial(factory, name), description=description)
 
 
 def list_backbones() -> list[str]:
@@ -92,13 +93,13 @@ def list_backbones() -> list[str]:
     >>> list_backbones()[:2]
     ['pixels', 'resnet18']
     """
-    return list(_REGISTRY) + [f"{prefix}<name>" for prefix in _PREFIXES]
+    return BACKBONES.names()
 
 
 def default_backbone() -> str:
     """The backbone for images no pretrained weights fit: ``simclr`` (features learned from the
     images themselves) when PyTorch is installed, else ``pixels``, with a warning."""
-    if "simclr" in _REGISTRY:
+    if "simclr" in BACKBONES:
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -129,23 +130,15 @@ def create_backbone(
     LabelwiseError
         For an unknown name (the message lists the valid ones) or bad options.
     """
-    factory = _REGISTRY.get(name)
-    args: tuple[str, ...] = ()
-    if factory is None:
-        prefix = next((p for p in _PREFIXES if name.startswith(p) and len(name) > len(p)), None)
-        if prefix is None:
-            raise LabelwiseError(f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}")
-        if name == f"{prefix}<name>":
-            raise LabelwiseError(f"{name} is a pattern: put an architecture in place of <name>, e.g. {prefix}resnet18")
-        factory, args = _PREFIXES[prefix], (name,)
+    factory = BACKBONES.get(name)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise LabelwiseError(f"size must be a positive number of pixels, got {size!r}")
     options: dict[str, object] = {}
     if download:
-        if "download" not in inspect.signature(factory).parameters:
+        if "download" not in inspect.signature(factory).parameters:  # partial() keeps the signature
             raise LabelwiseError(f"the {name} backbone cannot download weights; drop the download option")
         options["download"] = True
-    return factory(*args, size=size, weights=weights, random_state=random_state, **options)
+    return factory(size=size, weights=weights, random_state=random_state, **options)
 
 
 class PixelsBackbone(Backbone):

@@ -19,7 +19,7 @@ from .._progress import track
 from .._run import recorded
 from ..data import Dataset, read_bytes
 from ..data.images import content_hash
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .backbones import Backbone, WeightsArg, create_backbone
 from .cache import VectorCache, default_cache_dir

@@ -1,7 +1,7 @@
 """``simclr``: features a small CNN learns from the dataset's own images, without labels.
 
 When no pretrained weights fit the images (digits, scans, microscopy …) or none are
-available offline, the ``cnn`` network (:class:`~labelwise.train.networks.SmallResNet`) is
+available offline, the ``cnn`` network (:class:`~labelwise.networks.modules.SmallResNet`) is
 trained with SimCLR on every image of the table being embedded, labeled or not; the
 features are its pooled output, L2-normalised. Training took 584 s for MNIST-5k (5,000 28×28
 images, 30 epochs) and 160 s for scikit-learn's 1,797 digits, each on one thread of a 2-core
@@ -22,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path
+from ..data.pixels import load_square
 from ..errors import LabelwiseError, require
 from .backbones import Backbone, WeightsArg, register_backbone
-from .preprocess import load_square
+from .ssl_settings import SimCLRSettings
 
 if TYPE_CHECKING:
     import torch
@@ -49,51 +49,6 @@ log = logging.getLogger("labelwise")
 # it is part of the weights tag, so old cached vectors are not mixed with new ones.
 TRAINING_VERSION = 1
 WEIGHTS_FILE = "simclr_encoder.pt"
-
-
-@dataclass(frozen=True)
-class SimCLRSettings:
-    """What a training run depends on, besides the images and the seed.
-
-    Attributes
-    ----------
-    epochs : passes over the images.
-    batch_size : images per step (each gives two views, so ``2·batch_size - 2`` negatives).
-    temperature : NT-Xent temperature.
-    width : channels of the CNN's stem; features have ``8·width`` dimensions.
-    min_scale : smallest crop, as a fraction of the image area.
-    max_degrees : largest rotation of a view.
-    lr, weight_decay : AdamW peak learning rate (one warm-up epoch, then cosine) and weight decay.
-    projection : output size of the projection head.
-    """
-
-    epochs: int = 30
-    batch_size: int = 256
-    temperature: float = 0.2
-    width: int = 16
-    min_scale: float = 0.5
-    max_degrees: float = 15.0
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    projection: int = 64
-
-    def __post_init__(self) -> None:
-        for name, low in (("epochs", 1), ("batch_size", 2), ("width", 1), ("projection", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise LabelwiseError(f"simclr {name} must be an integer >= {low}, got {value!r}")
-        for name, low, high in (
-            ("temperature", 0.0, math.inf),
-            ("min_scale", 0.0, 1.0),
-            ("lr", 0.0, math.inf),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-                raise LabelwiseError(f"simclr {name} must be a number in ({low:g}, {high:g}], got {value!r}")
-        for name, high in (("max_degrees", 180.0), ("weight_decay", math.inf)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-                raise LabelwiseError(f"simclr {name} must be a number in [0, {high:g}], got {value!r}")
 
 
 class SimCLRBackbone(Backbone):
@@ -153,7 +108,7 @@ class SimCLRBackbone(Backbone):
 
     def for_table(self, table: pd.DataFrame) -> SimCLRBackbone:
         """A copy that trains (when first asked for vectors) on the distinct images of ``table``."""
-        from ..train.pixels import infer_channels, infer_size
+        from ..data.pixels import infer_channels, infer_size
 
         other = SimCLRBackbone(
             size=self._size, random_state=self.random_state, settings=self.settings, cache_folder=self.cache_folder
@@ -203,7 +158,7 @@ class SimCLRBackbone(Backbone):
         """The trained encoder: from ``weights``, else from ``cache_folder``, else trained now
         on the table's images (on ``fallback_paths`` when not adapted to a table)."""
         torch = require("torch", "torch", "the simclr backbone")
-        from .torchvision_backbones import resolve_device
+        from .._torch import resolve_device
 
         dev = resolve_device(device)
         if self._encoder is None:
@@ -238,7 +193,7 @@ class SimCLRBackbone(Backbone):
         return encoder
 
     def _train(self, device: torch.device) -> Encoder:
-        from ..train.pixels import load_pixels
+        from ..data.pixels import load_pixels
         from .ssl_train import train_encoder
 
         assert self._train_paths is not None and self.channels is not None
@@ -282,12 +237,12 @@ def simclr(
 def _load_encoder(path: Path) -> Encoder:
     """An encoder from a state_dict file; a one-line error when the file is not one."""
     require("torch", "torch", "the simclr backbone")
+    from .._torch import read_state_dict
     from .ssl_train import Encoder
-    from .torchvision_backbones import _read_state_dict
 
     if not path.is_file():
         raise LabelwiseError(f"{path}: weights file not found")
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     stem = state.get("features.0.0.weight")
     if stem is None or stem.ndim != 4 or "mean" not in state:
         raise LabelwiseError(

@@ -23,15 +23,15 @@ from torch import nn
 
 from .._progress import track
 from ..errors import LabelwiseError
-from ..train.networks import SmallResNet
-from ..train.optim import make_optimizer, make_schedule
-from .ssl import SimCLRSettings
+from ..networks.modules import SmallResNet
+from ..networks.optim import make_optimizer, make_schedule
+from .ssl_settings import SimCLRSettings
 
 log = logging.getLogger("labelwise")
 
 
 class Encoder(nn.Module):
-    """The ``cnn`` feature extractor (:class:`~labelwise.train.networks.SmallResNet` without its
+    """The ``cnn`` feature extractor (:class:`~labelwise.networks.modules.SmallResNet` without its
     head) with its input normalisation and side kept as buffers, so a saved state_dict is complete.
 
     Takes float NCHW images in [0, 1]; returns ``(n, 8·width)`` features.

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from .._torch import default_num_workers, read_state_dict, resolve_device, torch_hub_dir
 from ..errors import LabelwiseError, require
 from .backbones import Backbone, WeightsArg, register_backbone, register_backbone_prefix
 from .torchvision_backbones import (
@@ -37,10 +38,6 @@ from .torchvision_backbones import (
     IMAGENET_STD,
     _collate,
     _Images,
-    _read_state_dict,
-    default_num_workers,
-    resolve_device,
-    torch_hub_dir,
 )
 
 if TYPE_CHECKING:
@@ -351,7 +348,7 @@ def map_by_order(
 
 def _read_weights(path: Path) -> dict[str, Any]:
     if path.suffix != ".safetensors":
-        return _read_state_dict(path)
+        return read_state_dict(path)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -438,5 +435,7 @@ class TimmBackbone(Backbone):
             yield out.float().cpu().numpy()
 
 
-register_backbone(functools.partial(TimmBackbone, LITE0), name=LITE0)
-register_backbone_prefix(PREFIX, TimmBackbone)
+register_backbone(functools.partial(TimmBackbone, LITE0), name=LITE0,
+                  description="EfficientNet-Lite0 with the ImageNet weights of labelwise[pretrained] (works offline)")
+register_backbone_prefix(PREFIX, TimmBackbone, description="any timm architecture (weights from --weights or the local "
+                         "Hugging Face cache; --download fetches them)")

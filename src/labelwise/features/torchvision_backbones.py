@@ -10,18 +10,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
-import pickle
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from .._torch import default_num_workers, read_state_dict, resolve_device, torch_hub_dir
+from ..data.pixels import load_square
 from ..errors import LabelwiseError, installed, require
 from .backbones import Backbone, WeightsArg, register_backbone
-from .preprocess import load_square
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +56,7 @@ class TorchvisionBackbone(Backbone):
         if self.size < MIN_SIZE:
             raise LabelwiseError(f"size must be at least {MIN_SIZE} px for {name}, got {self.size}")
         self.random_state = random_state
-        self.weights_file, self.weights_tag = _resolve_weights(name, weights, random_state)
+        self.weights_file, self.weights_tag = resolve_weights(name, weights, random_state)
 
     @functools.cached_property
     def model(self) -> torch.nn.Module:
@@ -69,9 +67,9 @@ class TorchvisionBackbone(Backbone):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             model = get_model(self.name, weights=None)
-        self._dim = _remove_head(model, ARCHITECTURES[self.name][0])
+        self._dim = remove_head(model, ARCHITECTURES[self.name][0])
         if self.weights_file is not None:
-            _load_weights(model, self.weights_file, self.name)
+            load_weights(model, self.weights_file, self.name)
         return model.eval()
 
     @property
@@ -131,40 +129,6 @@ def _collate(items: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, list[st
     return torch.from_numpy(np.stack([pixels for pixels, _ in items])), [error for _, error in items]
 
 
-def default_num_workers(device: torch.device) -> int:
-    """Decoding processes when the caller gives none.
-
-    On CPU the forward pass already keeps every core busy: on 2 cores, decoding in the
-    main process was as fast as 1 or 2 workers (bench/embed_throughput.py). With more
-    cores, or with the network on an accelerator, decoding is worth moving out.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if device.type == "cpu":
-        return 0 if cores <= 2 else min(4, cores // 4)
-    return min(8, cores - 1)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → cuda, then mps, then cpu; anything else is checked to be usable."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise LabelwiseError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LabelwiseError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise LabelwiseError(f"device {device!r} asked for, but MPS is not available; use 'auto' or 'cpu'")
-    return dev
-
-
 def hub_weights_file(name: str) -> tuple[Path, Path | None]:
     """Where torchvision keeps ``name``'s default weights, and the cached file found (or None)."""
     folder = torch_hub_dir() / "checkpoints"
@@ -172,15 +136,7 @@ def hub_weights_file(name: str) -> tuple[Path, Path | None]:
     return candidates[0], next((f for f in candidates if f.is_file()), None)
 
 
-def torch_hub_dir() -> Path:
-    """``torch.hub.get_dir()``, computed as torch does when torch is not imported yet."""
-    if "torch" in sys.modules:
-        return Path(sys.modules["torch"].hub.get_dir())
-    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
-    return Path(os.path.expanduser(home)) / "hub"
-
-
-def _resolve_weights(name: str, weights: WeightsArg, random_state: int) -> tuple[Path | None, str]:
+def resolve_weights(name: str, weights: WeightsArg, random_state: int) -> tuple[Path | None, str]:
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
@@ -205,7 +161,7 @@ def _resolve_weights(name: str, weights: WeightsArg, random_state: int) -> tuple
     return None, f"random-seed{random_state}"
 
 
-def _remove_head(model: torch.nn.Module, path: str) -> int:
+def remove_head(model: torch.nn.Module, path: str) -> int:
     """Replace the classification layer at ``path``; return the feature dimension."""
     from torch import nn
 
@@ -221,10 +177,10 @@ def _remove_head(model: torch.nn.Module, path: str) -> int:
     return int(dim)
 
 
-def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load a state_dict into ``model`` (head removed); any classifier in the file is ignored."""
     head = ARCHITECTURES[name][0] + "."
-    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith(head)}
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(head)}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
@@ -243,29 +199,6 @@ def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def _read_state_dict(path: Path) -> dict[str, Any]:
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        reason = reason if len(reason) <= 100 else reason[:99] + "…"
-        raise LabelwiseError(
-            f"{path}: cannot read as torch weights ({reason}); save them with torch.save(model.state_dict(), path)"
-        ) from None
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise LabelwiseError(
-            f"{path}: expected a state_dict (or a checkpoint dict with a 'state_dict' or 'model' entry)"
-        )
-    if all(k.startswith("module.") for k in obj):  # saved from DataParallel
-        obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return obj
-
-
 for _name in ARCHITECTURES:
-    register_backbone(functools.partial(TorchvisionBackbone, _name), name=_name)
+    register_backbone(functools.partial(TorchvisionBackbone, _name), name=_name,
+                      description=f"torchvision {_name}, pooled features (ImageNet weights from --weights or the hub cache)")

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._run import check_run_folder
+from .._records import check_run_folder
 from ..errors import LabelwiseError
 
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from .clean import clean, clean_labels
-from .detectors import Detection, get_detector, list_detectors, neighbor_probs, register_detector
-from .issues import find_issues, label_issues, out_of_fold_head_probs, read_probabilities
+from .detectors import (
+    Detection,
+    get_detector,
+    list_detectors,
+    neighbor_probs,
+    register_detector,
+)
+from .issues import (
+    find_issues,
+    label_issues,
+    out_of_fold_head_probs,
+    read_probabilities,
+)
 
 __all__ = [
     "Detection",

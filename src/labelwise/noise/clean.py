@@ -10,10 +10,10 @@ import pandas as pd
 
 from .._io import note_input, write_json, write_table
 from .._run import recorded
-from ..crowd.tasks import label_studio_tasks
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
+from ..formats.labeling import label_studio_tasks
 
 log = logging.getLogger("labelwise")
 

@@ -15,6 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from .._registry import Registry, kind
 from ..errors import LabelwiseError
 
 log = logging.getLogger("labelwise")
@@ -41,24 +42,22 @@ Detector = Callable[..., Detection]
 CONFIDENT = 0.8
 # One embedding (n, d), or several of the same samples whose neighbour votes are averaged.
 Embeddings = Union[np.ndarray, Sequence[np.ndarray]]
-_REGISTRY: dict[str, Detector] = {}
+#: ``fn(labels, *, pred_probs, embeddings, **options) -> Detection`` by name.
+DETECTORS: Registry[Detector] = kind("detectors", Registry("detector", sort=True))
 
 
 def register_detector(fn: Detector) -> Detector:
-    """Register ``fn(labels, *, pred_probs, embeddings, **options) -> Detection`` under its name."""
-    _REGISTRY[fn.__name__.removeprefix("detect_")] = fn
-    return fn
+    """Register ``fn(labels, *, pred_probs, embeddings, **options) -> Detection`` under its name
+    without the ``detect_`` prefix."""
+    return DETECTORS.register(fn, name=fn.__name__.removeprefix("detect_"))
 
 
 def list_detectors() -> list[str]:
-    return sorted(_REGISTRY)
+    return DETECTORS.names()
 
 
 def get_detector(name: str) -> Detector:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LabelwiseError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}") from None
+    return DETECTORS.get(name)
 
 
 FILTERS = ("calibrated_margin", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
@@ -96,7 +95,11 @@ def detect_cleanlab(
         raise LabelwiseError("the cleanlab detector needs out-of-fold probabilities")
     if filter_by not in FILTERS:
         raise LabelwiseError(f"unknown filter_by {filter_by!r}; choose one of {', '.join(FILTERS)}")
-    from cleanlab.count import compute_confident_joint, get_confident_thresholds, num_label_issues
+    from cleanlab.count import (
+        compute_confident_joint,
+        get_confident_thresholds,
+        num_label_issues,
+    )
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 

@@ -15,10 +15,10 @@ import pandas as pd
 from .._io import write_npy, write_table
 from .._run import recorded
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
-from ..data.table import checked_probabilities, read_probability_table
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..formats import TrainRun
+from ..formats.probabilities import checked_probabilities, read_probability_table
 from .detectors import DEFAULT_FILTER, get_detector, list_detectors
 
 log = logging.getLogger("labelwise")

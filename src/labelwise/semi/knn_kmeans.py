@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..crowd.propagate import knn_propagate
+from ..features.neighbors import knn_propagate
 from .methods import check_inputs, register_method, unit_rows
 
 WEIGHTINGS = ("uniform", "distance", "similarity")
@@ -19,7 +19,7 @@ class KnnKMeans(BaseEstimator):
 
     1. **kNN ensemble**: a kNN classifier over the labeled rows for every ``k`` in ``ks`` and
        every weighting in ``weightings`` (``uniform`` and ``distance`` are scikit-learn's;
-       ``similarity`` is :func:`labelwise.crowd.propagate.knn_propagate`'s cosine-weighted
+       ``similarity`` is :func:`labelwise.features.neighbors.knn_propagate`'s cosine-weighted
        vote). ``k`` is capped at the smallest class's number of labeled rows, so that a
        uniform vote can always be won by one class. A row whose members agree at least
        ``agreement`` of the time, with a mean vote share (its confidence) of at least

@@ -18,30 +18,28 @@ from typing import Any
 
 import numpy as np
 
+from .._registry import Registry, kind
 from ..errors import LabelwiseError
 
 MethodFactory = Callable[..., Any]
-_REGISTRY: dict[str, MethodFactory] = {}
+#: ``factory(**options) -> estimator`` by name.
+PSEUDO_LABELERS: Registry[MethodFactory] = kind("pseudolabelers", Registry("pseudo-labeling method", sort=True))
 
 
-def register_method(factory: MethodFactory, *, name: str) -> MethodFactory:
-    """Register ``factory(**options) -> estimator`` under ``name``."""
-    _REGISTRY[name] = factory
-    return factory
+def register_method(factory: MethodFactory | None = None, *, name: str | None = None, description: str = "") -> Any:
+    """Register ``factory(**options) -> estimator`` under ``name`` (its ``name`` attribute by
+    default); without ``factory``, a decorator."""
+    return PSEUDO_LABELERS.register(factory, name=name, description=description)
 
 
 def list_methods() -> list[str]:
     """Names that :func:`get_method` (and ``pseudolabel --method``) accept."""
-    return sorted(_REGISTRY)
+    return PSEUDO_LABELERS.names()
 
 
 def get_method(name: str, **options: Any) -> Any:
     """A new, unfitted estimator of the method registered as ``name``."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise LabelwiseError(f"unknown pseudo-labeling method {name!r}; choose one of {', '.join(list_methods())}") from None
-    return factory(**options)
+    return PSEUDO_LABELERS.get(name)(**options)
 
 
 def check_inputs(X: Any, y: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:

@@ -15,7 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..features import default_backbone
 from .accuracy import NOT_PROBLEMATIC, coverage_table, cross_validate_seeds
@@ -233,7 +233,7 @@ def _summary(found: PseudoLabels, y: np.ndarray, classes: list[str], unseeded: l
 def _write(out: Path, table: pd.DataFrame, labeled: Dataset, coverage: pd.DataFrame, summary: dict[str, Any],
            X: np.ndarray, found: PseudoLabels, classes: list[str], *, map_points: int, ls_root: Any, html: bool,
            random_state: int) -> None:
-    from ..crowd.tasks import label_studio_tasks, labeling_config
+    from ..formats.labeling import label_studio_tasks, labeling_config
     from .plots import map_coordinates, plot_coverage, plot_map
 
     write_table(out / "pseudo_labels.csv", table)

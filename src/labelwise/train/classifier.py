@@ -27,11 +27,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from .._io import atomic_path
 from .._progress import track
 from .._run import config_differences
+from .._torch import resolve_device
 from ..errors import LabelwiseError
-from ..features.torchvision_backbones import resolve_device
+from ..networks.optim import make_optimizer, make_schedule
 from .augment import Augment, tta_views
 from .models import ModelSpec, check_size, get_model_spec
-from .optim import make_optimizer, make_schedule
 
 log = logging.getLogger("labelwise")
 

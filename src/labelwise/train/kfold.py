@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._version import __version__
 from .._io import record_made, write_json, write_npy, write_table
 from .._run import config_differences, flatten, recorded
+from .._version import __version__
 from ..data import Dataset
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
-from ..data.table import probability_table
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError, require
 from ..formats import TrainRun
+from ..formats.probabilities import probability_table
 from .models import check_size, get_model_spec
 
 log = logging.getLogger("labelwise")
@@ -223,7 +223,7 @@ def train(
     features: dict[str, Any] = {"input": spec.input}
     rows = pd.concat([pool, test])
     if spec.input == "pixels":
-        from .pixels import infer_channels, infer_size
+        from ..data.pixels import infer_channels, infer_size
 
         size = size or spec.default_size or infer_size(rows)
         check_size(spec, size)
@@ -300,7 +300,7 @@ def train(
                         **{c: float(best[c].iloc[0]) for c in best if c.startswith("valid_")}})
 
     # ---- outputs
-    from ..evaluate.metrics import classification_metrics
+    from .metrics import classification_metrics
 
     metrics = pd.concat(histories, ignore_index=True)
     write_table(out / "metrics.csv", metrics[["fold"] + [c for c in metrics if c != "fold"]])
@@ -347,7 +347,7 @@ def load_inputs(
     """What a model described by ``features`` (``model.json``) takes for ``table``'s images:
     decoded pixels, or embeddings from the same backbone, size, weights and seed (cached)."""
     if features["input"] == "pixels":
-        from .pixels import load_pixels
+        from ..data.pixels import load_pixels
 
         return load_pixels(table["path"].tolist(), int(features["size"]), int(features["channels"]), n_jobs=n_jobs)
     from ..features import embed

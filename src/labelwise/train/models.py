@@ -17,9 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._registry import Registry, kind
 from ..errors import LabelwiseError, require
 from ..features import timm_backbones
-from ..features.torchvision_backbones import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, MIN_SIZE
+from ..features.torchvision_backbones import (
+    ARCHITECTURES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MIN_SIZE,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -56,54 +62,30 @@ class ModelSpec:
     description: str = ""
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_PREFIXES: dict[str, tuple[Callable[[str], ModelSpec], str]] = {}
+#: The models ``train`` can fit, by name.
+MODELS: Registry[ModelSpec] = kind("models", Registry("model", sort=True))
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
     """Add ``spec`` to the registry (a later registration under the same name wins)."""
-    _REGISTRY[spec.name] = spec
-    return spec
+    return MODELS.register(spec, name=spec.name, description=spec.description)
 
 
 def register_model_prefix(prefix: str, factory: Callable[[str], ModelSpec], *, description: str = "") -> None:
     """Make every name ``prefix + rest`` a model whose spec is ``factory(name)`` (made once per
-    name). Listed as the pattern ``prefix<name>``, described by ``description``."""
-    _PREFIXES[prefix] = (factory, description)
-    _prefixed_spec.cache_clear()
+    name: a classifier asks for its spec on every batch). Listed as the pattern ``prefix<name>``."""
+    MODELS.register_prefix(prefix, functools.cache(factory), description=description)
 
 
 def list_models() -> list[str]:
     """Names that ``train(model=...)`` accepts; a registered prefix shows once, as a pattern
     such as ``timm/<name>``."""
-    return sorted(_REGISTRY) + [f"{prefix}<name>" for prefix in _PREFIXES]
+    return MODELS.names()
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` registered as ``name``; a clear error for an unknown name.
-
-    A pattern from :func:`list_models` (``timm/<name>``) gives a spec that only describes it:
-    building it raises an error asking for a real name.
-    """
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    for prefix, (_, description) in _PREFIXES.items():
-        if name == f"{prefix}<name>":
-            return ModelSpec(name, "pixels", functools.partial(_pattern, name, prefix), description=description)
-        if name.startswith(prefix) and len(name) > len(prefix):
-            return _prefixed_spec(name)
-    raise LabelwiseError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-
-
-@functools.cache
-def _prefixed_spec(name: str) -> ModelSpec:
-    # A classifier asks for its spec on every batch: build each once.
-    factory = next(f for prefix, (f, _) in _PREFIXES.items() if name.startswith(prefix))
-    return factory(name)
-
-
-def _pattern(name: str, prefix: str, *args: Any, **kwargs: Any) -> nn.Module:
-    raise LabelwiseError(f"{name} is a pattern: put an architecture in place of <name>, e.g. {prefix}resnet18")
+    """The :class:`ModelSpec` registered as ``name``; one line listing the valid names for an unknown one."""
+    return MODELS.get(name)
 
 
 def check_size(spec: ModelSpec, size: int) -> None:
@@ -119,9 +101,9 @@ def check_size(spec: ModelSpec, size: int) -> None:
 
 
 def build_cnn(n_classes: int, n_inputs: int, *, width: int = 16, dropout: float = 0.2, **_: Any) -> nn.Module:
-    """:class:`~labelwise.train.networks.SmallResNet` (``width`` channels in the stem)."""
+    """:class:`~labelwise.networks.modules.SmallResNet` (``width`` channels in the stem)."""
     require("torch", "torch", "the cnn model")
-    from .networks import SmallResNet
+    from ..networks.modules import SmallResNet
 
     return SmallResNet(n_classes, n_inputs, width=width, dropout=dropout)
 
@@ -158,7 +140,11 @@ def build_torchvision(
     initialisation without a warning (used when a trained checkpoint is loaded next).
     ``freeze``: only the head is trainable; the backbone keeps its BatchNorm statistics.
     """
-    from ..features.torchvision_backbones import _load_weights, _remove_head, _resolve_weights
+    from ..features.torchvision_backbones import (
+        load_weights,
+        remove_head,
+        resolve_weights,
+    )
 
     torch = require("torch", "torch", f"the {name} model")
     from torchvision.models import get_model
@@ -166,13 +152,13 @@ def build_torchvision(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(random_state)
         body = get_model(name, weights=None)
-    dim = _remove_head(body, ARCHITECTURES[name][0])
+    dim = remove_head(body, ARCHITECTURES[name][0])
     if weights is not None:
-        file, _tag = _resolve_weights(name, None if weights == "hub" else weights, random_state)
+        file, _tag = resolve_weights(name, None if weights == "hub" else weights, random_state)
         if file is not None:
-            _load_weights(body, file, name)
+            load_weights(body, file, name)
             log.info("%s: starting from weights %s", name, file)
-    from .networks import WithHead
+    from ..networks.modules import WithHead
 
     return WithHead(body, dim, n_classes, dropout=dropout, frozen=freeze)
 
@@ -227,7 +213,7 @@ def build_timm(
     body, dim = timm_backbones.build_network(name, resolved, random_state=random_state)
     if resolved.file is not None:
         log.info("%s: starting from weights %s", name, resolved.file)
-    from .networks import WithHead
+    from ..networks.modules import WithHead
 
     return WithHead(body, dim, n_classes, dropout=dropout, frozen=freeze)
 
@@ -279,7 +265,7 @@ def build_linear(n_classes: int, n_inputs: int, **_: Any) -> nn.Module:
 def build_mlp(n_classes: int, n_inputs: int, *, hidden: int = 256, dropout: float = 0.2, **_: Any) -> nn.Module:
     """One hidden layer (BN, ReLU, dropout) on standardised embeddings."""
     require("torch", "torch", "the mlp model")
-    from .networks import mlp
+    from ..networks.modules import mlp
 
     return mlp(n_inputs, n_classes, hidden=hidden, dropout=dropout)
 

@@ -16,10 +16,10 @@ from .._io import note_input, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
 from ..data.natural import natural_key
-from ..data.readers import ReadOptions, as_read_options, dataset_inputs
-from ..data.table import prob_columns
+from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError, require
 from ..formats import TrainRun
+from ..formats.probabilities import prob_columns
 from .kfold import load_inputs
 
 log = logging.getLogger("labelwise")
