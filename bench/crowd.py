@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from _npz import SHARED
 
-from labelwise.crowd import DEFAULT_METHOD, aggregate, read_answers
+from labelwise.crowd import DEFAULT_METHOD, aggregate_labels, read_answers
 from labelwise.crowd._compat import crowdkit_class, quiet
 
 CROWD = SHARED.parent / "crowd"
@@ -65,9 +65,9 @@ def run(name: str, *, full: bool, glad_too: bool, seed: int) -> list[dict[str, A
     glad = {} if full or name not in LARGE else {"n_iter": 3}
     mace = {} if full else {"n_restarts": 1}
     unsupervised: dict[str, Callable[[], pd.Series]] = {
-        f"labelwise {DEFAULT_METHOD} (default)": lambda: aggregate(answers, DEFAULT_METHOD).labels,
-        "labelwise ds (CLI input)": lambda: aggregate(read_answers(CROWD / name / "answers.csv").table, DEFAULT_METHOD).labels,
-        "labelwise mv": lambda: aggregate(answers, "mv").labels,
+        f"labelwise {DEFAULT_METHOD} (default)": lambda: aggregate_labels(answers, DEFAULT_METHOD).labels,
+        "labelwise ds (CLI input)": lambda: aggregate_labels(read_answers(CROWD / name / "answers.csv").table, DEFAULT_METHOD).labels,
+        "labelwise mv": lambda: aggregate_labels(answers, "mv").labels,
         "crowd-kit MV": lambda: crowdkit("MajorityVote", answers),
         "crowd-kit Wawa": lambda: crowdkit("Wawa", answers),
         "crowd-kit DS": lambda: crowdkit("DawidSkene", answers),
@@ -76,9 +76,9 @@ def run(name: str, *, full: bool, glad_too: bool, seed: int) -> list[dict[str, A
         "crowd-kit MACE" + ("" if full else "*"): lambda: crowdkit("MACE", answers, **mace),
     }
     with_gold: dict[str, Callable[[], pd.Series]] = {
-        "labelwise ds, no gold (same 90%)": lambda: aggregate(answers, DEFAULT_METHOD).labels,
-        "labelwise ds + 10% gold": lambda: aggregate(answers, DEFAULT_METHOD, gold=honeypots).labels,
-        "labelwise gold-mv @10%": lambda: aggregate(answers, "gold-mv", gold=honeypots).labels,
+        "labelwise ds, no gold (same 90%)": lambda: aggregate_labels(answers, DEFAULT_METHOD).labels,
+        "labelwise ds + 10% gold": lambda: aggregate_labels(answers, DEFAULT_METHOD, gold=honeypots).labels,
+        "labelwise gold-mv @10%": lambda: aggregate_labels(answers, "gold-mv", gold=honeypots).labels,
         "crowd-kit DS + 10% gold": lambda: crowdkit("DawidSkene", answers, honeypots),
         "crowd-kit GoldMV @10%": lambda: crowdkit("GoldMajorityVote", answers, honeypots),
     }

@@ -11,14 +11,14 @@ import pytest
 from conftest import write_png
 
 from labelwise.crowd import (
-    aggregate,
+    aggregate_labels,
     annotator_table,
     fleiss_kappa,
     krippendorff_alpha,
     list_methods,
     read_answers,
 )
-from labelwise.crowd.aggregate import dawid_skene, encode
+from labelwise.crowd.methods import dawid_skene, encode
 from labelwise.crowd.tasks import write_toloka_tsv
 from labelwise.errors import LabelwiseError
 
@@ -229,7 +229,7 @@ def test_majority_tie_goes_to_the_voters_who_agree_more_then_to_class_order():
                 ("u", "x", "a"), ("u", "z", "a"), ("u", "y", "b"),
                 ("v", "x", "b"), ("v", "z", "b"), ("v", "y", "a"),
                 ("s", "p", "b"), ("s", "q", "a")])  # p, q: no untied answers, equal support → class order
-    got = aggregate(df, "mv")
+    got = aggregate_labels(df, "mv")
     assert got.labels.to_dict() == {"t": "b", "u": "a", "v": "b", "s": "a"}
     assert got.confidence["t"] == 0.5
 
@@ -241,13 +241,13 @@ def test_gold_weighted_vote_follows_the_worker_right_on_honeypots():
     triples += [(h, w, "b" if lab == "a" else "a") for h, lab in truth.items() for w in ("b1", "b2")]
     triples += [("x", "g", "a"), ("x", "b1", "b"), ("x", "b2", "b")]
     df, gold = frame(triples), pd.Series(truth)
-    assert aggregate(df, "mv").labels["x"] == "b"
-    got = aggregate(df, "gold-mv", gold=gold)
+    assert aggregate_labels(df, "mv").labels["x"] == "b"
+    got = aggregate_labels(df, "gold-mv", gold=gold)
     assert got.labels["x"] == "a"
     np.testing.assert_allclose(got.skills[["g", "b1", "b2"]], [5 / 6, 1 / 6, 1 / 6])  # (correct + 1) / (n + 2)
     assert got.confidence["x"] == pytest.approx(5 / 6 / (5 / 6 + 2 / 6))
     with pytest.raises(LabelwiseError, match="needs known answers"):
-        aggregate(df, "gold-mv")
+        aggregate_labels(df, "gold-mv")
 
 
 def synthetic(seed=0, n_tasks=300, K=3, bias=0.8):
@@ -264,7 +264,7 @@ def synthetic(seed=0, n_tasks=300, K=3, bias=0.8):
 
 def test_dawid_skene_beats_majority_and_ranks_workers():
     df, truth = synthetic()
-    ds, mv = aggregate(df, "ds"), aggregate(df, "mv")
+    ds, mv = aggregate_labels(df, "ds"), aggregate_labels(df, "mv")
     acc = lambda r: (r.labels.reindex(truth.index) == truth).mean()  # noqa: E731
     assert acc(ds) > acc(mv) + 0.05 and acc(ds) > 0.9
     assert ds.skills.nlargest(2).index.tolist() == ["w0", "w1"]
@@ -274,15 +274,15 @@ def test_dawid_skene_beats_majority_and_ranks_workers():
 def test_dawid_skene_keeps_gold_answers():
     df, truth = synthetic(seed=1)
     gold = truth.iloc[:20].map({"c0": "c1", "c1": "c2", "c2": "c0"})  # deliberately "wrong" gold is still kept
-    got = aggregate(df, "ds", gold=gold)
+    got = aggregate_labels(df, "ds", gold=gold)
     assert (got.labels[gold.index] == gold).all() and (got.confidence[gold.index] == 1).all()
 
 
 def test_dawid_skene_reproduces_crowdkit():
     pytest.importorskip("crowdkit")
     df, _ = synthetic(seed=2, n_tasks=120)
-    ours = aggregate(df, "ds")
-    theirs = aggregate(df, "crowdkit-ds")
+    ours = aggregate_labels(df, "ds")
+    theirs = aggregate_labels(df, "crowdkit-ds")
     assert (ours.labels == theirs.labels).all()
     np.testing.assert_allclose(ours.probas.to_numpy(), theirs.probas.to_numpy(), atol=1e-4)
 
@@ -295,7 +295,7 @@ def test_every_method_labels_every_task_in_class_order(method):
     if method not in {"mv", "gold-mv", "ds"}:
         pytest.importorskip("crowdkit")
     df, truth = synthetic(seed=3, n_tasks=40, bias=0.0)
-    got = aggregate(df, method, classes=["c2", "c1", "c0"], gold=truth.iloc[:10], **FAST.get(method, {}))
+    got = aggregate_labels(df, method, classes=["c2", "c1", "c0"], gold=truth.iloc[:10], **FAST.get(method, {}))
     assert got.labels.index.tolist() == sorted(truth.index) and set(got.labels) <= {"c0", "c1", "c2"}
     assert got.probas.columns.tolist() == ["c2", "c1", "c0"]
     np.testing.assert_allclose(got.probas.sum(axis=1), 1.0)
@@ -305,7 +305,7 @@ def test_every_method_labels_every_task_in_class_order(method):
 
 def test_unknown_method_lists_the_valid_ones():
     with pytest.raises(LabelwiseError, match="unknown aggregation method 'em'; choose one of: mv, gold-mv, ds"):
-        aggregate(frame([("a", "w", "x")]), "em")
+        aggregate_labels(frame([("a", "w", "x")]), "em")
 
 
 def test_dawid_skene_array_shapes():
@@ -322,7 +322,7 @@ def test_annotator_table_gold_accuracy_agreement_and_worst_class():
     df = frame([("a", "x", "cat"), ("a", "y", "cat"), ("a", "z", "dog"),
                 ("b", "x", "dog"), ("b", "y", "dog"), ("b", "z", "dog"),
                 ("c", "x", "cat"), ("c", "y", "cat"), ("c", "z", "dog")])
-    table = annotator_table(df, aggregate(df, "mv"), gold=pd.Series({"a": "cat", "b": "dog"})).set_index("worker")
+    table = annotator_table(df, aggregate_labels(df, "mv"), gold=pd.Series({"a": "cat", "b": "dog"})).set_index("worker")
     assert table.loc["z", "agreement_with_consensus"] == pytest.approx(1 / 3)
     assert table.loc["z", "worst_class"] == "cat" and table.loc["x", "worst_class"] == ""
     assert table.loc["z", "accuracy_on_gold"] == 0.5 and table.loc["x", "accuracy_on_gold"] == 1.0

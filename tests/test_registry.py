@@ -104,14 +104,14 @@ def _pseudolabeler(name: str) -> None:
 
 
 def _aggregator(name: str) -> None:
-    from labelwise.crowd import aggregate, get_method
+    from labelwise.crowd import aggregate_labels, get_method
 
     if get_method(name).needs_gold or name in {"crowdkit-ds", "one-coin-ds", "glad", "mace", "wawa"}:
         pytest.importorskip("crowdkit")
     answers = pd.DataFrame({"task": list("aaabbbccc"), "worker": list("xyz") * 3,
                             "label": ["cat", "cat", "dog", "dog", "dog", "dog", "cat", "cat", "cat"]})
     gold = pd.Series({"a": "cat"})
-    result = aggregate(answers, name, gold=gold)
+    result = aggregate_labels(answers, name, gold=gold)
     assert result.labels.to_dict() == {"a": "cat", "b": "dog", "c": "cat"}
 
 

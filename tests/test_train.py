@@ -137,9 +137,9 @@ def test_balance_sampler_draws_classes_equally(digits):
     # the sampler's draw is reproducible: recompute it and check its class balance
     counts = np.bincount(y[keep])
     p = torch.from_numpy(1.0 / counts[y[keep]])
-    from labelwise.train.classifier import _epoch_seed
+    from labelwise.train.loop import epoch_seed
 
-    draw = torch.multinomial(p, 88, replacement=True, generator=torch.Generator().manual_seed(_epoch_seed(0, 1)))
+    draw = torch.multinomial(p, 88, replacement=True, generator=torch.Generator().manual_seed(epoch_seed(0, 1)))
     share = (y[keep][draw.numpy()] == 0).mean()
     assert 0.3 < share < 0.7  # without the sampler it would be 8/88 ≈ 0.09
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .curves import curve_summary, plot_curves
 from .loop import run_loop
 from .models import LoopModel, list_loop_models, make_model, mc_dropout_proba
-from .query import query
+from .querying import query
 from .scores import (
     bald_scores,
     entropy_scores,
@@ -15,7 +15,7 @@ from .scores import (
     stream_scores,
     uncertainty_scores,
 )
-from .simulate import simulate
+from .simulation import simulate
 from .strategies import (
     DEFAULT_STRATEGY,
     Pool,

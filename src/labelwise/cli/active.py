@@ -71,7 +71,7 @@ def query(
     config: Config = None,
 ) -> None:
     """Choose the unlabeled images to label next: query.csv and Label Studio import JSON with pre-annotations."""
-    from ..active.query import query as run
+    from ..active.querying import query as run
 
     with user_errors():
         result = run(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
@@ -118,7 +118,7 @@ def simulate(
     config: Config = None,
 ) -> None:
     """Simulate active learning on labeled data (the labels are the oracle): results.csv, learning curves, AUC table."""
-    from ..active.simulate import simulate as run
+    from ..active.simulation import simulate as run
 
     with user_errors():
         result = run(data, out, grid=grid, strategies=strategies, models=model, backbones=backbone, seeds=seeds,

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..crowd.aggregate import DEFAULT_METHOD
 from ..crowd.consensus import CONSENSUS_MIN
+from ..crowd.methods import DEFAULT_METHOD
 from ._common import (
     CacheDir,
     Config,
@@ -115,7 +115,7 @@ def propagate(
     config: Config = None,
 ) -> None:
     """Spread crowd labels to the unlabeled images by kNN on embeddings: dataset.csv, propagated.csv, report."""
-    from ..crowd.propagate import propagate as run
+    from ..crowd.propagation import propagate as run
 
     with user_errors():
         table = run(data, labels, out, k=neighbors, threshold=threshold, min_confidence=min_confidence,

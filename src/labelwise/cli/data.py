@@ -83,7 +83,7 @@ def split(
     config: Config = None,
 ) -> None:
     """Stratified train/valid split and fold column, written as a table; the same seed gives the same split."""
-    from ..data.split import split as run
+    from ..data.splitting import split as run
 
     with user_errors():
         ds = run(data, out, valid_pct=valid_pct, folds=folds, keep_existing=keep_existing, random_state=seed,

@@ -2,25 +2,25 @@
 each annotator, write the next batch of labeling tasks, and spread labels by neighbours.
 
 ``importers`` (Label Studio, Toloka, CSV → one long ``task, worker, label`` table),
-``aggregate`` (the method registry), ``annotators`` (per-worker scores, agreement),
+``methods`` (the aggregation methods and their registry), ``annotators`` (per-worker scores, agreement),
 ``consensus`` (the ``aggregate`` command's outputs), ``tasks`` (Label Studio / Toloka task
 files with gold splits and honeypots) and ``propagate`` (kNN label spreading).
 """
 
-from .aggregate import (
+from .annotators import annotator_table, fleiss_kappa, krippendorff_alpha
+from .consensus import aggregate_answers
+from .importers import FORMATS, Answers, image_key, read_answers, read_gold
+from .methods import (
     DEFAULT_METHOD,
     Aggregation,
-    aggregate,
+    aggregate_labels,
     dawid_skene,
     encode,
     get_method,
     list_methods,
     register_method,
 )
-from .annotators import annotator_table, fleiss_kappa, krippendorff_alpha
-from .consensus import aggregate_answers
-from .importers import FORMATS, Answers, image_key, read_answers, read_gold
-from .propagate import knn_propagate, propagate, propagate_dataset
+from .propagation import knn_propagate, propagate, propagate_dataset
 from .tasks import (
     label_studio_tasks,
     labeling_config,
@@ -35,7 +35,7 @@ __all__ = [
     "FORMATS",
     "Aggregation",
     "Answers",
-    "aggregate",
+    "aggregate_labels",
     "aggregate_answers",
     "annotator_table",
     "dawid_skene",

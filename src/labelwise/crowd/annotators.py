@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .aggregate import Aggregation, Encoded, encode
+from .methods import Aggregation, Encoded, encode
 
 ANNOTATOR_COLUMNS = ("worker", "n_answers", "n_gold", "accuracy_on_gold", "skill", "agreement_with_consensus", "worst_class")
 
@@ -22,9 +22,9 @@ def annotator_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Seri
     is the share of answers equal to the aggregated label; ``worst_class`` is the consensus
     class the worker most often gets wrong (recall against consensus, lowest first).
 
-    >>> from labelwise.crowd.aggregate import aggregate
+    >>> from labelwise.crowd.methods import aggregate_labels
     >>> df = pd.DataFrame({"task": list("aabb"), "worker": list("xyxy"), "label": list("ccdc")})
-    >>> annotator_table(df, aggregate(df, "mv"))[["worker", "agreement_with_consensus"]].values.tolist()
+    >>> annotator_table(df, aggregate_labels(df, "mv"))[["worker", "agreement_with_consensus"]].values.tolist()
     [['x', 0.5], ['y', 1.0]]
     """
     enc = encode(answers, classes or list(result.probas.columns))

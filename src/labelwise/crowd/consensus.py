@@ -16,7 +16,6 @@ from .._run import recorded
 from ..data.natural import natural_sorted
 from ..errors import LabelwiseError
 from ..report import Report
-from .aggregate import DEFAULT_METHOD, Aggregation, aggregate, get_method
 from .annotators import (
     annotator_table,
     fleiss_kappa,
@@ -24,6 +23,7 @@ from .annotators import (
     task_agreement,
 )
 from .importers import Answers, Format, read_answers, read_gold
+from .methods import DEFAULT_METHOD, Aggregation, aggregate_labels, get_method
 
 log = logging.getLogger("labelwise")
 
@@ -119,7 +119,7 @@ def aggregate_answers(
         bad = known[~known.isin(class_list)]
         if len(bad):
             raise LabelwiseError(f"gold label {bad.iloc[0]!r} (task {bad.index[0]!r}) is not in the class list ({', '.join(class_list)})")
-    result = aggregate(data.table, method, classes=class_list, gold=known)
+    result = aggregate_labels(data.table, method, classes=class_list, gold=known)
     n_workers = data.table["worker"].nunique()
     labels = label_table(data.table, result, gold=known)
     if consensus_test:

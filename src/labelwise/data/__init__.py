@@ -20,7 +20,7 @@ from .readers import (
     read_ordered_labels,
     read_table,
 )
-from .split import split, split_table
+from .splitting import split, split_table
 from .table import (
     CLASSES_FILE,
     SPLITS,

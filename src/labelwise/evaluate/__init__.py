@@ -8,6 +8,6 @@ from ..train.metrics import (
     hter,
     reliability_table,
 )
-from .evaluate import evaluate
+from .scoring import evaluate
 
 __all__ = ["classification_metrics", "evaluate", "expected_calibration_error", "hter", "reliability_table"]

@@ -16,7 +16,7 @@ from .backbones import (
     register_backbone,
 )
 from .cache import VectorCache, default_cache_dir
-from .embed import embed
+from .embedding import embed
 
 __all__ = [
     "Backbone",

@@ -91,7 +91,7 @@ def list_backbones() -> list[str]:
     prefix shows once, as a pattern such as ``timm/<name>``.
 
     >>> list_backbones()[:2]
-    ['pixels', 'resnet18']
+    ['pixels', 'simclr']
     """
     return BACKBONES.names()
 

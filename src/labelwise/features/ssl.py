@@ -268,6 +268,6 @@ def _file_digest(path: Path) -> str:
 
 
 def _content_hashes(table: pd.DataFrame) -> list[str]:
-    from .embed import _content_hashes as hashes_of
+    from .embedding import _content_hashes as hashes_of
 
     return hashes_of(table.reset_index(drop=True))

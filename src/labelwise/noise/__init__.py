@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .clean import clean, clean_labels
+from .cleaning import clean, clean_labels
 from .detectors import (
     Detection,
     get_detector,

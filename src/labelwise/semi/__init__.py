@@ -12,7 +12,7 @@ from .ensemble import DEFAULT_METHOD, Ensemble
 from .knn_kmeans import KnnKMeans
 from .methods import get_method, list_methods, register_method
 from .pseudo import PseudoLabels, apply_budget, pseudo_label
-from .pseudolabel import PseudolabelResult, pseudolabel
+from .pseudolabeling import PseudolabelResult, pseudolabel
 from .self_training import SelfTraining
 from .spreading import Spreading
 

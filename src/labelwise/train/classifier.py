@@ -10,7 +10,6 @@ makes a resumed run continue exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -21,25 +20,20 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from .._io import atomic_path
-from .._progress import track
-from .._run import config_differences
 from .._torch import resolve_device
 from ..errors import LabelwiseError
-from ..networks.optim import make_optimizer, make_schedule
+from ..networks.optim import make_optimizer
 from .augment import Augment, tta_views
+from .checkpoint import CHECKPOINT_VERSION, Checkpoint, TrainState
+from .loop import DEFAULT_LR, MONITORS, Fitting, train_epoch, validate
 from .models import ModelSpec, check_size, get_model_spec
 
 log = logging.getLogger("labelwise")
 
 BALANCE = ("none", "weights", "sampler")
-MONITORS = {"valid_loss": -1, "accuracy": 1, "balanced_accuracy": 1, "macro_f1": 1}
-CHECKPOINT_VERSION = 1
-DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.05}
-MIN_STEPS = 10
 
 
 class NeuralClassifier(ClassifierMixin, BaseEstimator):
@@ -160,7 +154,6 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         pseudo label); each batch's loss is the weighted mean.
         """
         self._validate_params()
-        spec = self.spec_
         y = _labels(y, "y")
         self.n_classes_ = int(self.n_classes or y.max() + 1)
         if y.max() >= self.n_classes_:
@@ -173,136 +166,82 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         yv = _labels(y_valid, "y_valid") if has_valid else None
         if self.patience is not None and not has_valid:
             log.warning("patience=%s ignored: early stopping needs validation data", self.patience)
-
         self.module_ = self._build()
-        params = [p for p in self.module_.parameters() if p.requires_grad]
-        lr = self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
-        opt = make_optimizer(params, self.optimizer, lr=lr, weight_decay=self.weight_decay)
-        n = len(y)
-        # Small datasets: at least MIN_STEPS optimiser steps per epoch, or BatchNorm's running
-        # statistics lag far behind the weights and evaluation-mode outputs stay near uniform.
-        batch_size = min(self.batch_size, max(8, math.ceil(n / MIN_STEPS)))
-        if batch_size < self.batch_size:
-            log.info("batch size %d → %d for %d training images (at least %d steps per epoch)", self.batch_size, batch_size, n, MIN_STEPS)
-        steps = max(1, n // batch_size) if n >= 2 else 1
-        sched = make_schedule(
-            opt,
-            self.schedule,
-            epochs=self.epochs,
-            steps_per_epoch=steps,
-            lr=lr,
-            step_size=self.step_size,
-            gamma=self.gamma,
-            warmup_epochs=self.warmup_epochs,
-        )
-        counts = np.bincount(y, minlength=self.n_classes_).astype(np.float64)
-        class_weight = None
-        if self.balance == "weights":
-            w = np.where(counts > 0, n / (max(1, (counts > 0).sum()) * np.maximum(counts, 1)), 0.0)
-            class_weight = torch.tensor(w, dtype=torch.float32, device=self.device_)
-        sample_p = None
-        if self.balance == "sampler":
-            sample_p = torch.from_numpy(1.0 / counts[y])
-        augment = Augment(self.augment, flip=self.flip) if spec.input == "pixels" else None
-        scaler, amp_dtype = self._amp()
+        fitting = Fitting.start(self, y, sample_weight)
         y_t = torch.from_numpy(y)
-        w_t = None if sample_weight is None else torch.from_numpy(_sample_weights(sample_weight, n))
+        state = TrainState()
+        ckpt = Checkpoint(checkpoint, self._fingerprint(len(y), has_valid)) if checkpoint is not None else None
+        if resume and ckpt is not None and ckpt.exists():
+            state = ckpt.load(self.module_, fitting.opt, fitting.sched, fitting.scaler, device=self.device_)
+            log.info("resuming %s at epoch %d", ckpt.path, state.epoch + 1)
 
-        state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": []}
-        fingerprint = self._fingerprint(n, has_valid)
-        ckpt_path = Path(checkpoint) if checkpoint is not None else None
-        if resume and ckpt_path is not None and ckpt_path.exists():
-            state = self._load_checkpoint(ckpt_path, fingerprint, opt, sched, scaler)
-            log.info("resuming %s at epoch %d", ckpt_path, state["epoch"] + 1)
-
-        self.stopped_early_ = False
+        early = self.patience is not None and has_valid
         dynamics: list[np.ndarray] = []
-        for epoch in range(state["epoch"] + 1, self.epochs + 1):
-            if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
-                self.stopped_early_ = True
+        for epoch in range(state.epoch + 1, self.epochs + 1):
+            if early and state.bad_epochs >= self.patience:
                 break
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(_epoch_seed(self.random_state, epoch))
-            torch.manual_seed(_epoch_seed(self.random_state, epoch) + 1)  # dropout
-            if sample_p is not None:
-                order = torch.multinomial(sample_p, n, replacement=True, generator=gen)
-            else:
-                order = torch.randperm(n, generator=gen)
-            self.module_.train()
-            total: Any = 0.0
-            seen = 0
-            if track_train_probs:
-                prob_sum = torch.zeros(n, self.n_classes_, device=self.device_)
-                draws = torch.zeros(n, device=self.device_)
-            for b in track(range(steps), total=steps, description=f"epoch {epoch}/{self.epochs}"):
-                idx = order[b * batch_size : (b + 1) * batch_size] if n >= 2 else order
-                xb = self._prepare(x[idx], augment, gen)
-                yb = y_t[idx].to(self.device_, non_blocking=True)
-                with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = self.module_(xb)
-                    if w_t is None:
-                        loss = F.cross_entropy(logits, yb, weight=class_weight, label_smoothing=self.label_smoothing)
-                    else:
-                        loss = _weighted_loss(logits, yb, w_t[idx].to(self.device_), class_weight, self.label_smoothing)
-                if track_train_probs:
-                    where = idx.to(self.device_)
-                    prob_sum.index_add_(0, where, logits.detach().float().softmax(1))
-                    draws.index_add_(0, where, torch.ones(len(where), device=self.device_))
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                sched.step()
-                total = total + loss.detach().float() * len(idx)  # stays on the device: no sync per step
-                seen += len(idx)
-            train_loss = float(total) / max(seen, 1)
-            if not math.isfinite(train_loss):
-                raise LabelwiseError(f"training diverged at epoch {epoch} (loss is not finite); lower --lr (now {lr:g})")
-            if track_train_probs:
-                dynamics.append((prob_sum / draws[:, None]).half().cpu().numpy())  # 0/0: NaN, not drawn
-            row: dict[str, Any] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
+            train_loss, probs = train_epoch(self, fitting, x, y_t, epoch, track_probs=track_train_probs)
+            if probs is not None:
+                dynamics.append(probs)
+            row: dict[str, Any] = {"epoch": epoch, "lr": fitting.opt.param_groups[0]["lr"], "train_loss": train_loss}
             if has_valid:
-                probs = self._predict_tensor(xv)
-                row.update(_valid_metrics(yv, probs, self.n_classes_))
-                key = self.monitor if self.monitor == "valid_loss" else f"valid_{self.monitor}"
-                # Ties (accuracy often plateaus at 1.0 on easy folds) go to the lower loss, or the
-                # first epoch to reach the plateau would be kept, barely trained.
-                score = MONITORS[self.monitor] * row[key] - 1e-6 * row["valid_loss"]
-                if score > state["best_score"] + 1e-12:
-                    state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_state=_copy_state(self.module_))
-                else:
-                    state["bad_epochs"] += 1
+                validate(self, xv, yv, row, state)
             else:
-                state["best_epoch"] = epoch
+                state.best_epoch = epoch
             row["seconds"] = round(time.perf_counter() - t0, 3)
-            state["history"].append(row)
-            state["epoch"] = epoch
-            log.info(
-                "epoch %d/%d  %s",
-                epoch,
-                self.epochs,
-                "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in {"epoch"}),
-            )
+            state.history.append(row)
+            state.epoch = epoch
+            log.info("epoch %d/%d  %s", epoch, self.epochs,
+                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
             if on_epoch is not None:
                 on_epoch(row)
-            if ckpt_path is not None:
-                self._save_checkpoint(ckpt_path, fingerprint, state, opt, sched, scaler)
-        if self.patience is not None and has_valid and state["bad_epochs"] >= self.patience:
-            self.stopped_early_ = True
-        if self.patience is not None and state["best_state"] is not None:
-            self.module_.load_state_dict(state["best_state"])
+            if ckpt is not None:
+                ckpt.save(self.module_, state, fitting.opt, fitting.sched, fitting.scaler)
+        self.stopped_early_ = bool(early and state.bad_epochs >= self.patience)
+        if self.patience is not None and state.best_state is not None:
+            self.module_.load_state_dict(state.best_state)
         else:  # no early stopping: the model is the last epoch's
-            state["best_epoch"] = state["epoch"]
-        self.best_epoch_ = int(state["best_epoch"])
-        self.history_ = pd.DataFrame(state["history"])
+            state.best_epoch = state.epoch
+        self.best_epoch_ = int(state.best_epoch)
+        self.history_ = pd.DataFrame(state.history)
         if track_train_probs:
-            self.train_probs_ = np.stack(dynamics) if dynamics else np.full((0, n, self.n_classes_), np.nan, np.float16)
+            self.train_probs_ = np.stack(dynamics) if dynamics else np.full((0, len(y), self.n_classes_), np.nan, np.float16)
         self.module_.eval()
         return self
+
+    def overfit_batch(self, X: np.ndarray, y: np.ndarray, *, steps: int = 200, tol: float = 0.05) -> pd.DataFrame:
+        """Sanity check: train a copy of this model on one small batch without augmentation.
+
+        Returns the loss per step; a working pipeline drives it below ``tol`` (then the
+        attribute ``passed`` of the returned frame's ``attrs`` is True).
+        """
+        probe = clone(self).set_params(augment="none", schedule="constant", weight_decay=0.0, balance="none", patience=None)
+        probe._validate_params()
+        y = _labels(y, "y")
+        probe.n_classes_ = int(probe.n_classes or y.max() + 1)
+        probe.classes_ = np.arange(probe.n_classes_)
+        probe.device_ = resolve_device(probe.device)
+        x = probe._prepare(probe._as_input(X, fitting=True), None, None)
+        probe.module_ = probe._build()
+        probe.module_.train()
+        lr = probe.lr if probe.lr is not None else DEFAULT_LR[probe.optimizer]
+        opt = make_optimizer([p for p in probe.module_.parameters() if p.requires_grad], probe.optimizer, lr=lr, weight_decay=0.0)
+        yt = torch.from_numpy(y).to(probe.device_)
+        torch.manual_seed(probe.random_state)
+        losses = []
+        for step in range(1, steps + 1):
+            loss = F.cross_entropy(probe.module_(x), yt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            losses.append({"step": step, "loss": value})
+            if value < tol / 5:
+                break
+        frame = pd.DataFrame(losses)
+        frame.attrs["passed"] = bool(frame["loss"].iloc[-5:].mean() < tol)
+        return frame
 
     # ------------------------------------------------------------------ predict
 
@@ -498,71 +437,10 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         params.pop("device", None)
         return {"params": params, "n_train": n, "has_valid": has_valid, "n_classes": self.n_classes_}
 
-    def _save_checkpoint(self, path: Path, fingerprint: dict[str, Any], state: dict[str, Any], opt: Any, sched: Any, scaler: Any) -> None:
-        payload = {
-            "version": CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "module": self.module_.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            **state,
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-
-    def _load_checkpoint(self, path: Path, fingerprint: dict[str, Any], opt: Any, sched: Any, scaler: Any) -> dict[str, Any]:
-        try:
-            payload = torch.load(path, map_location=self.device_, weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise LabelwiseError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:100]}); delete it to start over") from None
-        old = payload.get("fingerprint", {})
-        if old != fingerprint:
-            diff = config_differences(old, fingerprint)
-            raise LabelwiseError(
-                f"{path}: checkpoint was written with different settings ({diff}); use the same settings "
-                "to resume, or drop --resume to start over"
-            )
-        self.module_.load_state_dict(payload["module"])
-        opt.load_state_dict(payload["optimizer"])
-        sched.load_state_dict(payload["scheduler"])
-        if scaler is not None and payload.get("scaler"):
-            scaler.load_state_dict(payload["scaler"])
-        return {k: payload[k] for k in ("epoch", "best_score", "best_epoch", "best_state", "bad_epochs", "history")}
-
 
 def overfit_batch(clf: NeuralClassifier, X: np.ndarray, y: np.ndarray, *, steps: int = 200, tol: float = 0.05) -> pd.DataFrame:
-    """Sanity check: train ``clf``'s model on one small batch without augmentation.
-
-    Returns the loss per step; a working pipeline drives it below ``tol`` (then the
-    attribute ``passed`` of the returned frame's ``attrs`` is True).
-    """
-    probe = clf.set_params(augment="none", schedule="constant", weight_decay=0.0, balance="none", patience=None)
-    probe._validate_params()
-    y = _labels(y, "y")
-    probe.n_classes_ = int(probe.n_classes or y.max() + 1)
-    probe.classes_ = np.arange(probe.n_classes_)
-    probe.device_ = resolve_device(probe.device)
-    x = probe._prepare(probe._as_input(X, fitting=True), None, None)
-    probe.module_ = probe._build()
-    probe.module_.train()
-    lr = probe.lr if probe.lr is not None else DEFAULT_LR[probe.optimizer]
-    opt = make_optimizer([p for p in probe.module_.parameters() if p.requires_grad], probe.optimizer, lr=lr, weight_decay=0.0)
-    yt = torch.from_numpy(y).to(probe.device_)
-    torch.manual_seed(probe.random_state)
-    losses = []
-    for step in range(1, steps + 1):
-        loss = F.cross_entropy(probe.module_(x), yt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = loss.item()
-        losses.append({"step": step, "loss": value})
-        if value < tol / 5:
-            break
-    frame = pd.DataFrame(losses)
-    frame.attrs["passed"] = bool(frame["loss"].iloc[-5:].mean() < tol)
-    return frame
+    """:meth:`NeuralClassifier.overfit_batch` (``clf`` itself is not changed)."""
+    return clf.overfit_batch(X, y, steps=steps, tol=tol)
 
 
 def _labels(y: Any, name: str) -> np.ndarray:
@@ -574,39 +452,3 @@ def _labels(y: Any, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
-    w = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
-    if len(w) != n:
-        raise LabelwiseError(f"sample_weight has {len(w)} values for {n} samples")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise LabelwiseError("sample_weight must be finite and non-negative")
-    if not w.any():
-        raise LabelwiseError("sample_weight is zero for every sample")
-    return w
-
-
-def _weighted_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, class_weight: torch.Tensor | None, smoothing: float) -> torch.Tensor:
-    """Cross-entropy averaged with per-sample weights (times class weights when given),
-    the way ``F.cross_entropy`` averages with class weights alone."""
-    losses = F.cross_entropy(logits, y, weight=class_weight, label_smoothing=smoothing, reduction="none")
-    norm = w if class_weight is None else w * class_weight[y]
-    return (losses * w).sum() / norm.sum().clamp_min(1e-12)
-
-
-def _epoch_seed(random_state: int, epoch: int) -> int:
-    return (random_state * 1_000_003 + epoch * 7919) % (2**63 - 1)
-
-
-def _copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _valid_metrics(y: np.ndarray, probs: torch.Tensor, n_classes: int) -> dict[str, float]:
-    pred = probs.argmax(1).numpy()
-    p = probs.numpy().clip(1e-12, 1)
-    return {
-        "valid_loss": float(-np.log(p[np.arange(len(y)), y]).mean()),
-        "valid_accuracy": float(accuracy_score(y, pred)),
-        "valid_balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "valid_macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
-    }

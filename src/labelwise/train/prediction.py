@@ -20,7 +20,7 @@ from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError, require
 from ..formats import TrainRun
 from ..formats.probabilities import prob_columns
-from .kfold import load_inputs
+from .inputs import load_inputs
 
 log = logging.getLogger("labelwise")
 
@@ -57,7 +57,7 @@ class Ensemble:
     def trained_on(self, sample_ids: pd.Series) -> np.ndarray:
         """``(n_members, n)`` bool: whether each member trained on each of ``sample_ids``
         (from the folder's ``dataset.csv``; ids it does not list were trained on by none)."""
-        from .kfold import fold_training_rows
+        from .inputs import fold_training_rows
 
         config = json.loads((self.folder / TrainRun.CONFIG).read_text(encoding="utf-8"))
         rows = pd.read_csv(self.folder / TrainRun.TABLE, dtype={"sample_id": str, "split": str},

@@ -156,7 +156,7 @@ def get_method(name: str) -> Method:
     return AGGREGATORS.get(name)
 
 
-def aggregate(
+def aggregate_labels(
     answers: pd.DataFrame,
     method: str = DEFAULT_METHOD,
     *,
@@ -178,7 +178,7 @@ def aggregate(
     Examples
     --------
     >>> df = pd.DataFrame({"task": list("aaabbb"), "worker": list("xyzxyz"), "label": list("ccdddc")})
-    >>> aggregate(df, "mv").labels.tolist()
+    >>> aggregate_labels(df, "mv").labels.tolist()
     ['c', 'd']
     """
     spec = get_method(method)

@@ -23,7 +23,7 @@ from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, draw_curves
 from .grid import SETTINGS, check_grid, expand_grid, read_grid
 from .loop import STARTS, run_loop
 from .models import get_loop_model
-from .query import pixels_of
+from .querying import pixels_of
 from .strategies import get_strategy
 
 log = logging.getLogger("labelwise")
