@@ -24,4 +24,6 @@ def npz_rows(path: Path, rows: np.ndarray, split: str, *, labels_key: str | None
 def concat(*parts: Dataset) -> Dataset:
     classes = parts[0].classes
     assert all(p.classes == classes for p in parts)
-    return Dataset(pd.concat([p.table for p in parts], ignore_index=True), classes, source=" + ".join(p.source for p in parts))
+    return Dataset(
+        pd.concat([p.table for p in parts], ignore_index=True), classes, source=" + ".join(p.source for p in parts)
+    )

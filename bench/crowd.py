@@ -66,7 +66,9 @@ def run(name: str, *, full: bool, glad_too: bool, seed: int) -> list[dict[str, A
     mace = {} if full else {"n_restarts": 1}
     unsupervised: dict[str, Callable[[], pd.Series]] = {
         f"labelwise {DEFAULT_METHOD} (default)": lambda: aggregate_labels(answers, DEFAULT_METHOD).labels,
-        "labelwise ds (CLI input)": lambda: aggregate_labels(read_answers(CROWD / name / "answers.csv").table, DEFAULT_METHOD).labels,
+        "labelwise ds (CLI input)": lambda: (
+            aggregate_labels(read_answers(CROWD / name / "answers.csv").table, DEFAULT_METHOD).labels
+        ),
         "labelwise mv": lambda: aggregate_labels(answers, "mv").labels,
         "crowd-kit MV": lambda: crowdkit("MajorityVote", answers),
         "crowd-kit Wawa": lambda: crowdkit("Wawa", answers),
@@ -89,10 +91,28 @@ def run(name: str, *, full: bool, glad_too: bool, seed: int) -> list[dict[str, A
                 labels, seconds = timed(fn)
             except ValueError as exc:  # crowd-kit GoldMV: "Skill value is missing" for workers without gold answers
                 print(f"  {name:<10} {method:<34} fails: {str(exc).splitlines()[0][:70]}", flush=True)
-                rows.append({"dataset": name, "block": block, "method": method, "accuracy": np.nan, "seconds": np.nan, "n_gold": len(truth)})
+                rows.append(
+                    {
+                        "dataset": name,
+                        "block": block,
+                        "method": method,
+                        "accuracy": np.nan,
+                        "seconds": np.nan,
+                        "n_gold": len(truth),
+                    }
+                )
                 continue
             acc = float((labels.reindex(truth.index).astype(str) == truth).mean())
-            rows.append({"dataset": name, "block": block, "method": method, "accuracy": acc, "seconds": seconds, "n_gold": len(truth)})
+            rows.append(
+                {
+                    "dataset": name,
+                    "block": block,
+                    "method": method,
+                    "accuracy": acc,
+                    "seconds": seconds,
+                    "n_gold": len(truth),
+                }
+            )
             print(f"  {name:<10} {method:<34} {acc:.4f} {seconds:7.2f} s", flush=True)
     return rows
 
@@ -112,7 +132,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     print(table.map(lambda v: f"{v:.4f}").to_string())
     print("\nseconds")
     print(sec.loc[table.index, order].map(lambda v: f"{v:.2f}").to_string())
-    se = {d: math.sqrt(best[d] * (1 - best[d]) / int(plain.loc[plain["dataset"] == d, "n_gold"].iloc[0])) * 100 for d in order}
+    se = {
+        d: math.sqrt(best[d] * (1 - best[d]) / int(plain.loc[plain["dataset"] == d, "n_gold"].iloc[0])) * 100
+        for d in order
+    }
     print("\nlabelwise default vs the best single crowd-kit method (points; ± one standard error of that accuracy)")
     for d in order:
         print(f"  {d:<10} {diff[d]:+6.2f}  (best: {best_name[d]} {best[d]:.4f}; ±{se[d]:.2f})")
@@ -120,9 +143,13 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     worst = float(diff.min())
     total = float(sec.loc[default, order].sum())
     if any(m.endswith("*") for m in table.index):
-        print("* capped: MACE 1 restart (default 10); GLAD at most 3 EM iterations on product, possent, adult, relevance")
-    print(f"\n≥ best on {wins} of {len(order)} (target ≥ 5 of 7); worst {worst:+.2f} points (target ≥ -1); "
-          f"default on all {len(order)}: {total:.1f} s (target < 60 s)")
+        print(
+            "* capped: MACE 1 restart (default 10); GLAD at most 3 EM iterations on product, possent, adult, relevance"
+        )
+    print(
+        f"\n≥ best on {wins} of {len(order)} (target ≥ 5 of 7); worst {worst:+.2f} points (target ≥ -1); "
+        f"default on all {len(order)}: {total:.1f} s (target < 60 s)"
+    )
     gold_block = df[df["block"] != "unsupervised"].pivot(index="method", columns="dataset", values="accuracy")
     print("\nwith a random 10% of gold tasks as honeypots (scored on the other 90%)")
     names = list(dict.fromkeys(df.loc[df["block"] != "unsupervised", "method"]))

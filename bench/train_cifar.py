@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--augment", default="light")
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--optimizer", default="sgd")
-    ap.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True, help="mirror-image test-time augmentation")
+    ap.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=True, help="mirror-image test-time augmentation"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target is for 2 cores)")
     args = ap.parse_args()
@@ -46,9 +48,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = train(
-            ds, out, model="cnn", folds=1, valid_pct=0.0, epochs=args.epochs, width=args.width,
-            batch_size=args.batch_size, lr=args.lr, augment=args.augment, flip=True,
-            label_smoothing=args.label_smoothing, optimizer=args.optimizer, device=args.device, html=False, tta=args.tta,
+            ds,
+            out,
+            model="cnn",
+            folds=1,
+            valid_pct=0.0,
+            epochs=args.epochs,
+            width=args.width,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            augment=args.augment,
+            flip=True,
+            label_smoothing=args.label_smoothing,
+            optimizer=args.optimizer,
+            device=args.device,
+            html=False,
+            tta=args.tta,
         )
         wall = time.perf_counter() - t0
         train_seconds = pd.read_csv(Path(out, "metrics.csv"))["seconds"].sum()

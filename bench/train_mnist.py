@@ -26,13 +26,27 @@ from labelwise.train import train
 def run(ds, folds: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = train(ds, out, model="cnn", folds=folds, valid_pct=0.0, epochs=args.epochs, flip=False,
-                       width=args.width, device=args.device, html=False)
+        result = train(
+            ds,
+            out,
+            model="cnn",
+            folds=folds,
+            valid_pct=0.0,
+            epochs=args.epochs,
+            flip=False,
+            width=args.width,
+            device=args.device,
+            html=False,
+        )
         wall = time.perf_counter() - t0
         seconds = pd.read_csv(Path(out) / "metrics.csv")["seconds"].sum()
     n_train = result.n_train * (folds - 1) if folds > 1 else result.n_train  # images per epoch, all models
-    return {"folds": folds, "test_accuracy": round(result.test["accuracy"], 4), "wall_seconds": round(wall, 1),
-            "train_images_per_second": round(n_train * args.epochs / seconds, 1)}
+    return {
+        "folds": folds,
+        "test_accuracy": round(result.test["accuracy"], 4),
+        "wall_seconds": round(wall, 1),
+        "train_images_per_second": round(n_train * args.epochs / seconds, 1),
+    }
 
 
 def main() -> None:
@@ -50,8 +64,13 @@ def main() -> None:
         npz_rows(args.data / "mnist_test10k.npz", np.arange(10000), "test"),
     )
     single = run(ds, 1, args)
-    figures = {"single": {**single, "target": "accuracy >= 0.98 in <= 120 s",
-                          "met": single["test_accuracy"] >= 0.98 and single["wall_seconds"] <= 120}}
+    figures = {
+        "single": {
+            **single,
+            "target": "accuracy >= 0.98 in <= 120 s",
+            "met": single["test_accuracy"] >= 0.98 and single["wall_seconds"] <= 120,
+        }
+    }
     if not args.single:
         ens = run(ds, 5, args)
         figures["ensemble"] = {**ens, "target": "accuracy >= 0.985", "met": ens["test_accuracy"] >= 0.985}

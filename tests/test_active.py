@@ -190,10 +190,14 @@ def test_mc_dropout_samples_do_not_depend_on_the_batch(digits):
     X = images.reshape(len(images), -1)[:300].astype(np.float32)
     model = make_model("mlp", 10, epochs=3).fit(X, target[:300])
     whole = mc_dropout_proba(model.clf_, X, n_samples=4, random_state=1)
-    parts = np.concatenate([mc_dropout_proba(model.clf_, X[s:s + 64], n_samples=4, random_state=1) for s in range(0, 300, 64)], axis=1)
+    parts = np.concatenate(
+        [mc_dropout_proba(model.clf_, X[s : s + 64], n_samples=4, random_state=1) for s in range(0, 300, 64)], axis=1
+    )
     assert whole.shape == (4, 300, 10) and np.allclose(whole, parts, atol=1e-6)
     assert not np.allclose(whole[0], whole[1])  # dropout really is on
-    bald = stream_scores(lambda r: mc_dropout_proba(model.clf_, X[r], n_samples=4, random_state=1), 300, bald_scores, batch_size=50)
+    bald = stream_scores(
+        lambda r: mc_dropout_proba(model.clf_, X[r], n_samples=4, random_state=1), 300, bald_scores, batch_size=50
+    )
     assert np.allclose(bald, bald_scores(whole))
 
 
@@ -235,34 +239,56 @@ def test_simulated_loop_grows_the_labeled_set_and_learns(digits):
     images, target = digits
     X = images.reshape(len(images), -1).astype(np.float32)
     pool, test = slice(0, 600), slice(600, 900)
-    result = run_loop(X[pool], target[pool], X[test], target[test], strategy="auto", n_start=20, n_new=30, rounds=3,
-                      random_state=0)
+    result = run_loop(
+        X[pool], target[pool], X[test], target[test], strategy="auto", n_start=20, n_new=30, rounds=3, random_state=0
+    )
     assert result.rounds["n_labels"].tolist() == [20, 50, 80, 110]
     assert result.picks["row"].is_unique and len(result.picks) == 110
     assert result.rounds["accuracy"].iloc[-1] > result.rounds["accuracy"].iloc[0]
-    again = run_loop(X[pool], target[pool], X[test], target[test], strategy="auto", n_start=20, n_new=30, rounds=3,
-                     random_state=0)
+    again = run_loop(
+        X[pool], target[pool], X[test], target[test], strategy="auto", n_start=20, n_new=30, rounds=3, random_state=0
+    )
     assert again.picks.equals(result.picks)
-    per_class = run_loop(X[pool], target[pool], X[test], target[test], strategy="random", n_start=2, per_class=True,
-                         n_new=10, rounds=0, random_state=0)
+    per_class = run_loop(
+        X[pool],
+        target[pool],
+        X[test],
+        target[test],
+        strategy="random",
+        n_start=2,
+        per_class=True,
+        n_new=10,
+        rounds=0,
+        random_state=0,
+    )
     assert np.bincount(target[pool][per_class.picks["row"]], minlength=10).tolist() == [2] * 10
 
 
 def test_runs_of_one_seed_share_their_start(digits):
     images, target = digits
     X = images.reshape(len(images), -1).astype(np.float32)
-    a = run_loop(X[:400], target[:400], X[400:500], target[400:500], strategy="random", n_new=10, rounds=1, random_state=5)
-    b = run_loop(X[:400], target[:400], X[400:500], target[400:500], strategy="margin", n_new=10, rounds=1, random_state=5)
+    a = run_loop(
+        X[:400], target[:400], X[400:500], target[400:500], strategy="random", n_new=10, rounds=1, random_state=5
+    )
+    b = run_loop(
+        X[:400], target[:400], X[400:500], target[400:500], strategy="margin", n_new=10, rounds=1, random_state=5
+    )
     start = lambda r: sorted(r.picks.loc[r.picks["round"] == 0, "row"])  # noqa: E731
     assert start(a) == start(b) and a.rounds["accuracy"].iloc[0] == b.rounds["accuracy"].iloc[0]
 
 
 def test_grid_expands_axes_and_names_unknown_keys():
-    runs = expand_grid(check_grid({
-        "seeds": [0, 1],
-        "experiments": {"anchor": {"models": ["logreg"], "pca": 50, "strategies": ["random", "margin"]},
-                        "ours": {"strategies": ["auto"], "semi": [False, True]}},
-    }))
+    runs = expand_grid(
+        check_grid(
+            {
+                "seeds": [0, 1],
+                "experiments": {
+                    "anchor": {"models": ["logreg"], "pca": 50, "strategies": ["random", "margin"]},
+                    "ours": {"strategies": ["auto"], "semi": [False, True]},
+                },
+            }
+        )
+    )
     assert len(runs) == 2 * 2 + 2 * 2
     assert {r["experiment"] for r in runs} == {"anchor", "ours semi=False", "ours semi=True"}
     assert {r["model"] for r in runs if r["experiment"] == "anchor"} == {"logreg"}
@@ -278,7 +304,9 @@ def test_curve_summary_orders_strategies_by_area():
         for i, n in enumerate((20, 60, 100)):
             rows.append(("e", "good", seed, i, n, 0.6 + 0.15 * i + 0.01 * seed, 0.6))
             rows.append(("e", "poor", seed, i, n, 0.5 + 0.1 * i, 0.5))
-    results = pd.DataFrame(rows, columns=["experiment", "strategy", "seed", "round", "n_labels", "accuracy", "balanced_accuracy"])
+    results = pd.DataFrame(
+        rows, columns=["experiment", "strategy", "seed", "round", "n_labels", "accuracy", "balanced_accuracy"]
+    )
     summary = curve_summary(results, target=0.75)
     assert summary["strategy"].tolist() == ["good", "poor"]
     good = summary.iloc[0]

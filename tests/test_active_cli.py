@@ -34,11 +34,39 @@ def invoke(*args: str):
 def test_simulate_two_rounds_then_plot_curves(tmp_path, digits_npz):
     full, _ = digits_npz
     out = tmp_path / "sim"
-    result = invoke("simulate", full, "--out", out, "--strategies", "random,margin", "--seeds", "0,1", "--rounds", 2,
-                    "--n-start", 2, "--per-class", "--n-new", 15, "--backbone", "pixels", "--cache-dir", tmp_path / "cache", "--no-html")
+    result = invoke(
+        "simulate",
+        full,
+        "--out",
+        out,
+        "--strategies",
+        "random,margin",
+        "--seeds",
+        "0,1",
+        "--rounds",
+        2,
+        "--n-start",
+        2,
+        "--per-class",
+        "--n-new",
+        15,
+        "--backbone",
+        "pixels",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--no-html",
+    )
     assert result.exit_code == 0, result.output
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns[:7]) == ["experiment", "strategy", "seed", "round", "n_labels", "accuracy", "balanced_accuracy"]
+    assert list(results.columns[:7]) == [
+        "experiment",
+        "strategy",
+        "seed",
+        "round",
+        "n_labels",
+        "accuracy",
+        "balanced_accuracy",
+    ]
     assert len(results) == 2 * 2 * 3
     assert sorted(results["n_labels"].unique()) == [20, 35, 50]
     assert results["accuracy"].between(0, 1).all()
@@ -59,12 +87,25 @@ def test_simulate_two_rounds_then_plot_curves(tmp_path, digits_npz):
 def test_simulate_grid_names_each_experiment(tmp_path, digits_npz):
     full, _ = digits_npz
     grid = tmp_path / "grid.yaml"
-    grid.write_text("seeds: [0]\nrounds: 1\nn_new: 10\nexperiments:\n"
-                    "  anchor: {models: [logreg], strategies: [random]}\n"
-                    "  ours: {strategies: [auto], start: typiclust}\n")
+    grid.write_text(
+        "seeds: [0]\nrounds: 1\nn_new: 10\nexperiments:\n"
+        "  anchor: {models: [logreg], strategies: [random]}\n"
+        "  ours: {strategies: [auto], start: typiclust}\n"
+    )
     out = tmp_path / "sim"
-    result = invoke("simulate", full, "--out", out, "--grid", grid, "--backbone", "pixels", "--cache-dir", tmp_path / "cache",
-                    "--no-html")
+    result = invoke(
+        "simulate",
+        full,
+        "--out",
+        out,
+        "--grid",
+        grid,
+        "--backbone",
+        "pixels",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--no-html",
+    )
     assert result.exit_code == 0, result.output
     results = pd.read_csv(out / "results.csv")
     assert set(zip(results["experiment"], results["strategy"])) == {("anchor", "random"), ("ours", "auto")}
@@ -79,8 +120,21 @@ def test_simulate_grid_names_each_experiment(tmp_path, digits_npz):
 def test_query_writes_ranked_picks_and_label_studio_predictions(tmp_path, digits_npz):
     _, partial = digits_npz
     out = tmp_path / "q"
-    result = invoke("query", partial, "--n", 12, "--strategy", "diverse_margin", "--backbone", "pixels", "--out", out,
-                    "--cache-dir", tmp_path / "cache", "--no-html")
+    result = invoke(
+        "query",
+        partial,
+        "--n",
+        12,
+        "--strategy",
+        "diverse_margin",
+        "--backbone",
+        "pixels",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--no-html",
+    )
     assert result.exit_code == 0, result.output
     picks = pd.read_csv(out / "query.csv")
     assert list(picks.columns) == ["rank", "sample_id", "path", "score", "predicted_label", "probability"]
@@ -101,8 +155,9 @@ def test_query_cold_start_picks_typical_images_of_every_digit(tmp_path, digits):
     data = tmp_path / "unlabeled.npz"
     np.savez(data, images=images[:300], labels=np.full(300, -1))
     out = tmp_path / "q"
-    result = invoke("query", data, "--n", 10, "--backbone", "pixels", "--out", out, "--cache-dir", tmp_path / "cache",
-                    "--no-html")
+    result = invoke(
+        "query", data, "--n", 10, "--backbone", "pixels", "--out", out, "--cache-dir", tmp_path / "cache", "--no-html"
+    )
     assert result.exit_code == 0, result.output
     picks = pd.read_csv(out / "query.csv")
     rows = picks["sample_id"].str.split("::").str[1].astype(int)
@@ -122,4 +177,6 @@ def test_query_bad_input_is_one_line(tmp_path, digits_npz):
     result = invoke("simulate", partial, "--model", "cnn", "--augment", "heavy", "--out", tmp_path / "s1")
     assert result.exit_code == 2 and "unknown augment 'heavy'; choose one of none, light, strong" in result.output
     result = invoke("simulate", partial, "--model", "forest", "--out", tmp_path / "s2")
-    assert result.exit_code == 2 and "unknown model 'forest'; choose one of: spreading_logreg, spreading" in result.output
+    assert (
+        result.exit_code == 2 and "unknown model 'forest'; choose one of: spreading_logreg, spreading" in result.output
+    )

@@ -33,7 +33,9 @@ def test_missing_folder(tmp_path):
 def test_wrong_column(image_folder, tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("fname,label\n0/a.png,x\n")
-    line = _one_line_error(_run("split", csv, "--images", image_folder, "--label-col", "klass", "--out", tmp_path / "s.csv"))
+    line = _one_line_error(
+        _run("split", csv, "--images", image_folder, "--label-col", "klass", "--out", tmp_path / "s.csv")
+    )
     assert "no column 'klass' for the label; columns are: fname, label" in line
 
 
@@ -77,7 +79,9 @@ def test_failed_run_is_recorded_and_keeps_earlier_outputs(image_folder, tmp_path
     line = _one_line_error(_run("split", image_folder, "--out", out))
     assert "holds the results of an earlier `labelwise split` run" in line and "pass --overwrite" in line
     # replacing it with a run that fails puts the earlier results back, record included
-    assert _run("split", image_folder, "--valid-pct", "0.5", "--folds", "40", "--out", out, "--overwrite").exit_code == 2
+    assert (
+        _run("split", image_folder, "--valid-pct", "0.5", "--folds", "40", "--out", out, "--overwrite").exit_code == 2
+    )
     assert out.read_text() == before
     assert json.loads((tmp_path / "s.run.json").read_text())["status"] == "ok"
     assert not list(tmp_path.glob(".labelwise-replaced*"))

@@ -41,17 +41,35 @@ def rows(answers):
 
 
 def test_label_studio_json_int_and_dict_completed_by_cancelled_legacy_and_empty(tmp_path):
-    export = write_json(tmp_path / "export.json", [
-        {"id": 1, "data": {"image": "/data/local-files/?d=imgs/1.jpg"}, "annotations": [
-            {"id": 11, "completed_by": 2, "was_cancelled": False, "result": [choice("cat")]},
-            {"id": 12, "completed_by": {"id": 5, "email": "bo@x.org", "first_name": "Bo"}, "result": [choice("dog")]},
-            {"id": 13, "completed_by": 7, "was_cancelled": True, "result": [choice("dog")]}]},
-        {"id": 2, "data": {"image": "/data/local-files/?d=imgs/2.jpg", "sample_id": "img_0002"},
-         "completions": [{"id": 21, "completed_by": 2, "result": [choice("dog")]}]},  # legacy key, our sample_id
-        {"id": 3, "data": {"image": "/data/local-files/?d=imgs/3.jpg"}, "annotations": []},
-        {"id": 4, "data": {"image": "/data/local-files/?d=imgs/4.jpg"}, "annotations": [
-            {"id": 41, "completed_by": 2, "result": []}]},  # submitted without a choice
-    ])
+    export = write_json(
+        tmp_path / "export.json",
+        [
+            {
+                "id": 1,
+                "data": {"image": "/data/local-files/?d=imgs/1.jpg"},
+                "annotations": [
+                    {"id": 11, "completed_by": 2, "was_cancelled": False, "result": [choice("cat")]},
+                    {
+                        "id": 12,
+                        "completed_by": {"id": 5, "email": "bo@x.org", "first_name": "Bo"},
+                        "result": [choice("dog")],
+                    },
+                    {"id": 13, "completed_by": 7, "was_cancelled": True, "result": [choice("dog")]},
+                ],
+            },
+            {
+                "id": 2,
+                "data": {"image": "/data/local-files/?d=imgs/2.jpg", "sample_id": "img_0002"},
+                "completions": [{"id": 21, "completed_by": 2, "result": [choice("dog")]}],
+            },  # legacy key, our sample_id
+            {"id": 3, "data": {"image": "/data/local-files/?d=imgs/3.jpg"}, "annotations": []},
+            {
+                "id": 4,
+                "data": {"image": "/data/local-files/?d=imgs/4.jpg"},
+                "annotations": [{"id": 41, "completed_by": 2, "result": []}],
+            },  # submitted without a choice
+        ],
+    )
     got = read_answers(export)
     assert rows(got) == [("img_0002", "2", "dog"), ("imgs/1.jpg", "2", "cat"), ("imgs/1.jpg", "bo@x.org", "dog")]
     assert got.dropped == {"cancelled": 1, "no label": 1}
@@ -61,8 +79,18 @@ def test_label_studio_json_int_and_dict_completed_by_cancelled_legacy_and_empty(
 
 
 def test_label_studio_json_several_choices_tags_need_from_name(tmp_path):
-    export = write_json(tmp_path / "e.json", [{"id": 1, "data": {"image": "a.jpg"}, "annotations": [
-        {"id": 1, "completed_by": 1, "result": [choice("cat", "animal"), choice("blurry", "quality")]}]}])
+    export = write_json(
+        tmp_path / "e.json",
+        [
+            {
+                "id": 1,
+                "data": {"image": "a.jpg"},
+                "annotations": [
+                    {"id": 1, "completed_by": 1, "result": [choice("cat", "animal"), choice("blurry", "quality")]}
+                ],
+            }
+        ],
+    )
     with pytest.raises(LabelwiseError, match=r"several Choices tags \(animal, quality\).*--from-name"):
         read_answers(export)
     assert rows(read_answers(export, from_name="quality")) == [("a.jpg", "1", "blurry")]
@@ -71,19 +99,50 @@ def test_label_studio_json_several_choices_tags_need_from_name(tmp_path):
 
 
 def test_label_studio_multi_choice_is_an_error_naming_the_record(tmp_path):
-    export = write_json(tmp_path / "e.json", [{"id": 9, "data": {"image": "a.jpg"}, "annotations": [
-        {"id": 3, "completed_by": 1, "result": [{"from_name": "choice", "type": "choices", "value": {"choices": ["a", "b"]}}]}]}])
+    export = write_json(
+        tmp_path / "e.json",
+        [
+            {
+                "id": 9,
+                "data": {"image": "a.jpg"},
+                "annotations": [
+                    {
+                        "id": 3,
+                        "completed_by": 1,
+                        "result": [{"from_name": "choice", "type": "choices", "value": {"choices": ["a", "b"]}}],
+                    }
+                ],
+            }
+        ],
+    )
     with pytest.raises(LabelwiseError, match=r"e\.json, task 9, annotation 3: 2 choices"):
         read_answers(export)
 
 
 def test_json_min_one_record_per_annotation(tmp_path):
-    export = write_json(tmp_path / "min.json", [
-        {"image": "/data/upload/3/1a2b3c4d-IMG_001.jpg", "id": 1, "choice": "cat", "annotator": 2, "annotation_id": 11,
-         "created_at": "2024-01-01T10:00:00Z", "updated_at": "2024-01-01T10:00:00Z", "lead_time": 3.1},
-        {"image": "/data/upload/3/1a2b3c4d-IMG_001.jpg", "id": 1, "choice": "dog", "annotator": "ann@x.org", "annotation_id": 12},
-        {"image": "/data/upload/3/99aa88bb-IMG_002.jpg", "id": 2},  # no annotation: the unlabeled pool
-    ])
+    export = write_json(
+        tmp_path / "min.json",
+        [
+            {
+                "image": "/data/upload/3/1a2b3c4d-IMG_001.jpg",
+                "id": 1,
+                "choice": "cat",
+                "annotator": 2,
+                "annotation_id": 11,
+                "created_at": "2024-01-01T10:00:00Z",
+                "updated_at": "2024-01-01T10:00:00Z",
+                "lead_time": 3.1,
+            },
+            {
+                "image": "/data/upload/3/1a2b3c4d-IMG_001.jpg",
+                "id": 1,
+                "choice": "dog",
+                "annotator": "ann@x.org",
+                "annotation_id": 12,
+            },
+            {"image": "/data/upload/3/99aa88bb-IMG_002.jpg", "id": 2},  # no annotation: the unlabeled pool
+        ],
+    )
     got = read_answers(export)  # auto-detected as JSON-MIN (no data/annotations keys)
     assert rows(got) == [("IMG_001.jpg", "2", "cat"), ("IMG_001.jpg", "ann@x.org", "dog")]
     assert got.unlabeled == ["IMG_002.jpg"]
@@ -99,7 +158,9 @@ def test_label_studio_csv_sorted_columns_quote_nonnumeric(tmp_path):
         w.writerow(["annotation_id", "annotator", "choice", "created_at", "id", "image", "lead_time", "updated_at"])
         w.writerow([11, "2", "cat", "2024-01-01", 1, "/data/local-files/?d=imgs/1.jpg", 3.1, "2024-01-01"])
         w.writerow([12, "bo@x.org", "cat", "2024-01-01", 1, "/data/local-files/?d=imgs/1.jpg", 2.0, "2024-01-01"])
-        w.writerow([13, "2", '[{"choices": ["dog"]}]', "2024-01-01", 2, "/data/local-files/?d=imgs/2.jpg", 1.0, "2024-01-01"])
+        w.writerow(
+            [13, "2", '[{"choices": ["dog"]}]', "2024-01-01", 2, "/data/local-files/?d=imgs/2.jpg", 1.0, "2024-01-01"]
+        )
     got = read_answers(path)
     assert rows(got) == [("imgs/1.jpg", "2", "cat"), ("imgs/1.jpg", "bo@x.org", "cat"), ("imgs/2.jpg", "2", "dog")]
     assert got.table["source"].iloc[2] == f"{path}, line 4"
@@ -118,14 +179,25 @@ def student_exports(tmp_path, digits):
         write_png((images / rel).with_suffix(".png") if rel.endswith(".png") else images / rel, pixels[i])
 
     def task(tid, name, label, prefix="1a2b3c4d", cancelled=False):
-        return {"id": tid, "data": {"image": f"/data/upload/1/{prefix}-{name}"},
-                "annotations": [{"id": tid * 10, "completed_by": 1, "was_cancelled": cancelled, "result": [choice(label)]}]}
+        return {
+            "id": tid,
+            "data": {"image": f"/data/upload/1/{prefix}-{name}"},
+            "annotations": [{"id": tid * 10, "completed_by": 1, "was_cancelled": cancelled, "result": [choice(label)]}],
+        }
 
     exports = tmp_path / "exports"
-    write_json(exports / "alice" / "project-1-at-2024.json", [task(1, "IMG_001.jpg", "cat"), task(2, "shared.png", "dog")])
-    write_json(exports / "bob" / "project-1-at-2024.json", [
-        task(1, "IMG_001.jpg", "dog", "9f8e7d6c"), task(2, "IMG_002.jpg", "cat"), task(3, "IMG_999.jpg", "cat"),
-        task(4, "shared.png", "dog", "0badf00d")])
+    write_json(
+        exports / "alice" / "project-1-at-2024.json", [task(1, "IMG_001.jpg", "cat"), task(2, "shared.png", "dog")]
+    )
+    write_json(
+        exports / "bob" / "project-1-at-2024.json",
+        [
+            task(1, "IMG_001.jpg", "dog", "9f8e7d6c"),
+            task(2, "IMG_002.jpg", "cat"),
+            task(3, "IMG_999.jpg", "cat"),
+            task(4, "shared.png", "dog", "0badf00d"),
+        ],
+    )
     write_json(exports / "carol.json", [task(1, "IMG_001.jpg", "cat"), task(2, "shared.png", "cat")])
     write_json(exports / "dave" / "export.json", [task(1, "shared.png", "cat", cancelled=True)])
     return exports, images
@@ -135,11 +207,18 @@ def test_folder_of_annotator_exports_matches_per_annotator_and_never_guesses(stu
     exports, images = student_exports
     got = read_answers(exports, images=images)
     assert rows(got) == [
-        ("alice/IMG_001.jpg", "alice", "cat"), ("bob/IMG_001.jpg", "bob", "dog"), ("bob/IMG_002.jpg", "bob", "cat"),
-        ("shared.png", "alice", "dog"), ("shared.png", "bob", "dog"), ("shared.png", "carol", "cat")]
+        ("alice/IMG_001.jpg", "alice", "cat"),
+        ("bob/IMG_001.jpg", "bob", "dog"),
+        ("bob/IMG_002.jpg", "bob", "cat"),
+        ("shared.png", "alice", "dog"),
+        ("shared.png", "bob", "dog"),
+        ("shared.png", "carol", "cat"),
+    ]
     reasons = dict(zip(got.unmatched["worker"], got.unmatched["reason"]))
     assert "no file named 'IMG_999.jpg'" in reasons["bob"]
-    assert "2 files named 'IMG_001.jpg'" in reasons["carol"] and "not guessing" in reasons["carol"]  # carol has no folder
+    assert (
+        "2 files named 'IMG_001.jpg'" in reasons["carol"] and "not guessing" in reasons["carol"]
+    )  # carol has no folder
     assert got.dropped == {"cancelled": 1, "unmatched image": 2}
     assert any("'dave' has no answers (1 cancelled)" in n for n in got.notes)
     paths = got.images.set_index("task")["path"]
@@ -161,10 +240,16 @@ def test_toloka_results_rejected_dropped_golden_read(tmp_path):
         "INPUT:image\tOUTPUT:result\tGOLDEN:result\tHINT:text\tASSIGNMENT:link\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
         "https://h/1.jpg\tcat\t\t\tl\tw1\tAPPROVED\n"
         "https://h/1.jpg\tdog\t\t\tl\tw2\tREJECTED\n"
-        "https://h/2.jpg\tdog\tdog\t\"Look at the \"\"ears\"\"\"\tl\tw1\tSUBMITTED\n"
-        "https://h/2.jpg\tcat\tdog\t\tl\tw3\tAPPROVED\n", encoding="utf-8")
+        'https://h/2.jpg\tdog\tdog\t"Look at the ""ears"""\tl\tw1\tSUBMITTED\n'
+        "https://h/2.jpg\tcat\tdog\t\tl\tw3\tAPPROVED\n",
+        encoding="utf-8",
+    )
     got = read_answers(path)
-    assert rows(got) == [("https://h/1.jpg", "w1", "cat"), ("https://h/2.jpg", "w1", "dog"), ("https://h/2.jpg", "w3", "cat")]
+    assert rows(got) == [
+        ("https://h/1.jpg", "w1", "cat"),
+        ("https://h/2.jpg", "w1", "dog"),
+        ("https://h/2.jpg", "w3", "cat"),
+    ]
     assert got.dropped == {"rejected": 1}
     assert got.gold.to_dict() == {"https://h/2.jpg": "dog"}
     assert any("'w2' has no answers (1 rejected)" in n for n in got.notes)
@@ -172,8 +257,15 @@ def test_toloka_results_rejected_dropped_golden_read(tmp_path):
 
 def test_toloka_tsv_quoting_round_trip(tmp_path):
     tricky = ['say "cat"', "tab\there", "line\nbreak", "comma, and 'single'", ""]
-    written = pd.DataFrame({"INPUT:image": [f"https://h/{i}.jpg" for i in range(5)], "INPUT:sample_id": [f"s{i}" for i in range(5)],
-                            "OUTPUT:result": ["cat"] * 5, "HINT:text": tricky, "ASSIGNMENT:worker_id": ["w"] * 5})
+    written = pd.DataFrame(
+        {
+            "INPUT:image": [f"https://h/{i}.jpg" for i in range(5)],
+            "INPUT:sample_id": [f"s{i}" for i in range(5)],
+            "OUTPUT:result": ["cat"] * 5,
+            "HINT:text": tricky,
+            "ASSIGNMENT:worker_id": ["w"] * 5,
+        }
+    )
     path = write_toloka_tsv(tmp_path / "t.tsv", written)
     text = path.read_text(encoding="utf-8")
     assert '"say ""cat"""' in text and '"tab\there"' in text
@@ -195,19 +287,41 @@ def test_long_csv_duplicates_kept_once_and_counted(tmp_path):
     got = read_answers(path)
     assert rows(got) == [("a", "w1", "cat"), ("a", "w2", "cat"), ("b", "w1", "dog")]
     assert got.dropped == {"repeated (task, worker)": 2}
-    assert any("2 answer(s) repeat a (task, worker) pair (1 with a different label); the first is kept" in n for n in got.notes)
+    assert any(
+        "2 answer(s) repeat a (task, worker) pair (1 with a different label); the first is kept" in n for n in got.notes
+    )
 
 
-@pytest.mark.parametrize(("content", "fmt", "message"), [
-    ('[{"id": 1, "data": {"image": "a.jpg"},\n "annotations": [}]', "labelstudio", r"bad\.json: not valid JSON \(.* line 2"),
-    ('{"id": 1}', "labelstudio", "expected a JSON list of tasks"),
-    ('[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "result": [' + json.dumps(choice("cat")) + "]}]}]",
-     "labelstudio", r"task 1, annotation 2: no completed_by"),
-    ('[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "completed_by": 1, "result": [' + json.dumps(choice("cta")) + "]}]}]",
-     "labelstudio", r"bad\.json, task 1, annotation 2: label 'cta' is not in the class list \(cat, dog\)"),
-    ('[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "completed_by": 1, "was_cancelled": true, "result": []}]}]',
-     "labelstudio", r"no usable answers \(1 cancelled\)"),
-])
+@pytest.mark.parametrize(
+    ("content", "fmt", "message"),
+    [
+        (
+            '[{"id": 1, "data": {"image": "a.jpg"},\n "annotations": [}]',
+            "labelstudio",
+            r"bad\.json: not valid JSON \(.* line 2",
+        ),
+        ('{"id": 1}', "labelstudio", "expected a JSON list of tasks"),
+        (
+            '[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "result": ['
+            + json.dumps(choice("cat"))
+            + "]}]}]",
+            "labelstudio",
+            r"task 1, annotation 2: no completed_by",
+        ),
+        (
+            '[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "completed_by": 1, "result": ['
+            + json.dumps(choice("cta"))
+            + "]}]}]",
+            "labelstudio",
+            r"bad\.json, task 1, annotation 2: label 'cta' is not in the class list \(cat, dog\)",
+        ),
+        (
+            '[{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 2, "completed_by": 1, "was_cancelled": true, "result": []}]}]',
+            "labelstudio",
+            r"no usable answers \(1 cancelled\)",
+        ),
+    ],
+)
 def test_bad_exports_are_one_line_errors(tmp_path, content, fmt, message):
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
@@ -225,10 +339,20 @@ def frame(triples):
 
 def test_majority_tie_goes_to_the_voters_who_agree_more_then_to_class_order():
     # x and y disagree on tied task "t"; on untied tasks x agrees with the majority, y does not
-    df = frame([("t", "x", "b"), ("t", "y", "a"),
-                ("u", "x", "a"), ("u", "z", "a"), ("u", "y", "b"),
-                ("v", "x", "b"), ("v", "z", "b"), ("v", "y", "a"),
-                ("s", "p", "b"), ("s", "q", "a")])  # p, q: no untied answers, equal support → class order
+    df = frame(
+        [
+            ("t", "x", "b"),
+            ("t", "y", "a"),
+            ("u", "x", "a"),
+            ("u", "z", "a"),
+            ("u", "y", "b"),
+            ("v", "x", "b"),
+            ("v", "z", "b"),
+            ("v", "y", "a"),
+            ("s", "p", "b"),
+            ("s", "q", "a"),
+        ]
+    )  # p, q: no untied answers, equal support → class order
     got = aggregate_labels(df, "mv")
     assert got.labels.to_dict() == {"t": "b", "u": "a", "v": "b", "s": "a"}
     assert got.confidence["t"] == 0.5
@@ -319,10 +443,22 @@ def test_dawid_skene_array_shapes():
 
 
 def test_annotator_table_gold_accuracy_agreement_and_worst_class():
-    df = frame([("a", "x", "cat"), ("a", "y", "cat"), ("a", "z", "dog"),
-                ("b", "x", "dog"), ("b", "y", "dog"), ("b", "z", "dog"),
-                ("c", "x", "cat"), ("c", "y", "cat"), ("c", "z", "dog")])
-    table = annotator_table(df, aggregate_labels(df, "mv"), gold=pd.Series({"a": "cat", "b": "dog"})).set_index("worker")
+    df = frame(
+        [
+            ("a", "x", "cat"),
+            ("a", "y", "cat"),
+            ("a", "z", "dog"),
+            ("b", "x", "dog"),
+            ("b", "y", "dog"),
+            ("b", "z", "dog"),
+            ("c", "x", "cat"),
+            ("c", "y", "cat"),
+            ("c", "z", "dog"),
+        ]
+    )
+    table = annotator_table(df, aggregate_labels(df, "mv"), gold=pd.Series({"a": "cat", "b": "dog"})).set_index(
+        "worker"
+    )
     assert table.loc["z", "agreement_with_consensus"] == pytest.approx(1 / 3)
     assert table.loc["z", "worst_class"] == "cat" and table.loc["x", "worst_class"] == ""
     assert table.loc["z", "accuracy_on_gold"] == 0.5 and table.loc["x", "accuracy_on_gold"] == 1.0
@@ -331,14 +467,28 @@ def test_annotator_table_gold_accuracy_agreement_and_worst_class():
 
 def test_krippendorff_alpha_and_fleiss_kappa_match_published_examples():
     # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example: 0.743
-    coders = {"A": "1 2 3 3 2 1 4 1 2 . . .", "B": "1 2 3 3 2 2 4 1 2 5 . 3",
-              "C": ". 3 3 3 2 3 4 2 2 5 1 .", "D": "1 2 3 3 2 4 4 1 2 5 1 ."}
+    coders = {
+        "A": "1 2 3 3 2 1 4 1 2 . . .",
+        "B": "1 2 3 3 2 2 4 1 2 5 . 3",
+        "C": ". 3 3 3 2 3 4 2 2 5 1 .",
+        "D": "1 2 3 3 2 4 4 1 2 5 1 .",
+    }
     df = frame([(f"u{u}", c, v) for c, s in coders.items() for u, v in enumerate(s.split()) if v != "."])
     assert krippendorff_alpha(df) == pytest.approx(0.743, abs=5e-4)
     assert np.isnan(fleiss_kappa(df))  # unequal numbers of answers
     # Fleiss (1971) as in the Wikipedia example: 10 subjects, 14 raters, kappa 0.210
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     triples = []
     for s, counts in enumerate(table):
         labels = [f"c{c}" for c, n in enumerate(counts) for _ in range(n)]

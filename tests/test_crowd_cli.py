@@ -47,7 +47,11 @@ def test_gold_split_sizes_are_stratified_and_seeded():
     roles = split_gold(labels, seed=3)
     assert roles.value_counts().to_dict() == {"honeypot": 50, "training": 30, "exam": 20}
     per_class = pd.crosstab(labels, roles)
-    assert per_class.loc["a", "training"] == 15 and per_class.loc["b", "training"] == 9 and per_class.loc["c", "training"] == 6
+    assert (
+        per_class.loc["a", "training"] == 15
+        and per_class.loc["b", "training"] == 9
+        and per_class.loc["c", "training"] == 6
+    )
     assert roles.equals(split_gold(labels, seed=3)) and not roles.equals(split_gold(labels, seed=4))
     assert split_gold(labels, training_pct=10, exam_pct=0).value_counts().to_dict() == {"honeypot": 90, "training": 10}
     with pytest.raises(LabelwiseError, match="sum to at most 100"):
@@ -58,7 +62,7 @@ def test_honeypots_mixed_at_the_rate():
     order, spare = mix_honeypots(list(range(490)), [f"h{i}" for i in range(12)], page_size=50, per_page=1, seed=0)
     assert len(order) == 500 and len(spare) == 2  # 10 pages of 49 tasks + 1 honeypot
     for page in range(10):
-        assert sum(hp for _, hp in order[page * 50:(page + 1) * 50]) == 1
+        assert sum(hp for _, hp in order[page * 50 : (page + 1) * 50]) == 1
     assert [x for x, hp in order if not hp] == list(range(490))  # tasks keep their order
     order, spare = mix_honeypots(list(range(10)), ["h"], page_size=4, per_page=2)
     assert sum(hp for _, hp in order) == 1 and spare == []  # honeypots ran out
@@ -67,12 +71,35 @@ def test_honeypots_mixed_at_the_rate():
 def test_label_studio_tasks_with_gold_predictions_and_overlap(tmp_path, pool):
     root, gold = pool
     preds = tmp_path / "probs.csv"
-    pd.DataFrame({"sample_id": [p.name for p in sorted(root.iterdir())[:2]], "prob_0": [0.2, 0.9], "prob_1": [0.7, 0.05],
-                  "prob_2": [0.1, 0.05]}).to_csv(preds, index=False)
+    pd.DataFrame(
+        {
+            "sample_id": [p.name for p in sorted(root.iterdir())[:2]],
+            "prob_0": [0.2, 0.9],
+            "prob_1": [0.7, 0.05],
+            "prob_2": [0.1, 0.05],
+        }
+    ).to_csv(preds, index=False)
     out = tmp_path / "tasks"
-    result = make_tasks(root, out, gold=gold, predictions=preds, root=tmp_path, page_size=25, per_page=1,
-                        annotators=["ann", "bob", "cy"], overlap=2, model_version="ens5")
-    assert result.counts == {"task": 120 * 2, "honeypot": 3 * 5, "training": 12, "exam": 8, "spare": 15, "images": 120 + 25}
+    result = make_tasks(
+        root,
+        out,
+        gold=gold,
+        predictions=preds,
+        root=tmp_path,
+        page_size=25,
+        per_page=1,
+        annotators=["ann", "bob", "cy"],
+        overlap=2,
+        model_version="ens5",
+    )
+    assert result.counts == {
+        "task": 120 * 2,
+        "honeypot": 3 * 5,
+        "training": 12,
+        "exam": 8,
+        "spare": 15,
+        "images": 120 + 25,
+    }
     files = sorted(p.name for p in (out / "label_studio").iterdir())
     assert files == ["ann.json", "bob.json", "cy.json"]
     per_file = {f: json.loads((out / "label_studio" / f).read_text()) for f in files}
@@ -86,7 +113,7 @@ def test_label_studio_tasks_with_gold_predictions_and_overlap(tmp_path, pool):
     assert first["predictions"][0]["result"][0]["value"] == {"choices": ["1"]}
     training = json.loads((out / "label_studio_training.json").read_text())
     assert all(t["predictions"][0]["model_version"] == "gold" and t["data"]["hint"] for t in training)
-    assert "<Choice value=\"2\"/>" in (out / "labeling_config.xml").read_text()
+    assert '<Choice value="2"/>' in (out / "labeling_config.xml").read_text()
     gold_out = pd.read_csv(out / "gold.csv", dtype=str)
     assert len(gold_out) == 40 and set(gold_out["role"]) == {"training", "exam", "honeypot"}
     info = json.loads((out / "manifest.json").read_text())
@@ -139,21 +166,51 @@ def test_cli_aggregate_end_to_end(tmp_path, digits):
     tasks = []
     answers = {0: ["cat", "cat", "cat"], 1: ["dog", "dog", "cat"], 2: ["cat", "dog", "dog"], 3: ["dog", "dog", "dog"]}
     for t, labels in answers.items():
-        anns = [{"id": t * 10 + w, "completed_by": w + 1, "result": [{"from_name": "choice", "to_name": "image", "type": "choices",
-                                                                   "value": {"choices": [lab]}}]} for w, lab in enumerate(labels)]
+        anns = [
+            {
+                "id": t * 10 + w,
+                "completed_by": w + 1,
+                "result": [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [lab]}}],
+            }
+            for w, lab in enumerate(labels)
+        ]
         tasks.append({"id": t, "data": {"image": f"/data/local-files/?d=images/{t}.png"}, "annotations": anns})
     tasks.append({"id": 9, "data": {"image": "/data/local-files/?d=images/9.png"}, "annotations": []})
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks))
     (tmp_path / "gold.csv").write_text("task,label\n0.png,cat\n")
     out = tmp_path / "agg"
-    res = runner.invoke(app, ["aggregate", str(export), "--images", str(images), "--gold", str(tmp_path / "gold.csv"),
-                              "--consensus-test", "--method", "mv", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "aggregate",
+            str(export),
+            "--images",
+            str(images),
+            "--gold",
+            str(tmp_path / "gold.csv"),
+            "--consensus-test",
+            "--method",
+            "mv",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     labels = pd.read_csv(out / "labels.csv", dtype={"task": str})
     assert labels.columns[:6].tolist() == ["task", "label", "confidence", "n_answers", "agreement", "method"]
-    assert labels.set_index("task")["label"].to_dict() == {"0.png": "cat", "1.png": "dog", "2.png": "dog", "3.png": "dog"}
-    assert labels.set_index("task")["split"].to_dict() == {"0.png": "test", "1.png": "test", "2.png": "test", "3.png": "test"}
+    assert labels.set_index("task")["label"].to_dict() == {
+        "0.png": "cat",
+        "1.png": "dog",
+        "2.png": "dog",
+        "3.png": "dog",
+    }
+    assert labels.set_index("task")["split"].to_dict() == {
+        "0.png": "test",
+        "1.png": "test",
+        "2.png": "test",
+        "3.png": "test",
+    }
     annotators = pd.read_csv(out / "annotators.csv", dtype={"worker": str}).set_index("worker")
     assert annotators.loc["1", "accuracy_on_gold"] == 1.0 and annotators.loc["3", "agreement_with_consensus"] == 0.75
     assert (out / "dataset.csv").is_file() and (out / "report.md").is_file() and (out / "unlabeled.csv").is_file()
@@ -161,8 +218,21 @@ def test_cli_aggregate_end_to_end(tmp_path, digits):
     assert "Krippendorff" in res.output
 
     prop = tmp_path / "prop"
-    res = runner.invoke(app, ["propagate", str(images), "--labels", str(out), "--out", str(prop), "--threshold", "0",
-                              "--cache-dir", str(tmp_path / "cache")])
+    res = runner.invoke(
+        app,
+        [
+            "propagate",
+            str(images),
+            "--labels",
+            str(out),
+            "--out",
+            str(prop),
+            "--threshold",
+            "0",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     table = pd.read_csv(prop / "dataset.csv", dtype=str).set_index("sample_id")
     assert table.loc[["0.png", "1.png", "2.png", "3.png"], "label_source"].tolist() == ["crowd"] * 4
@@ -184,7 +254,9 @@ def test_gold_images_inside_the_task_folder_leave_the_ordinary_tasks(tmp_path, p
 def test_cli_tasks_end_to_end(tmp_path, pool):
     root, gold = pool
     out = tmp_path / "t"
-    res = runner.invoke(app, ["tasks", str(root), "--gold", str(gold), "--out", str(out), "--annotators", "2", "--overlap", "2"])
+    res = runner.invoke(
+        app, ["tasks", str(root), "--gold", str(gold), "--out", str(out), "--annotators", "2", "--overlap", "2"]
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (out / "label_studio").iterdir()) == ["annotator_1.json", "annotator_2.json"]
     assert "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT" in res.output
@@ -192,21 +264,31 @@ def test_cli_tasks_end_to_end(tmp_path, pool):
     assert set(manifest["role"]) == {"task", "honeypot", "training", "exam", "spare"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["aggregate", "{bad}"], r"bad\.json: not valid JSON \(Expecting value at line 1, column 2\)"),
-    (["aggregate", "{csv}", "--method", "nope"], "unknown aggregation method 'nope'"),
-    (["aggregate", "{csv}", "--classes", "{classes}"], r"answers\.csv, line 3: label 'bird' is not in the class list \(cat, dog\)"),
-    (["aggregate", "{csv}", "--method", "gold-mv"], "needs known answers"),
-    (["aggregate", "{csv}", "--gold", "{gold}"], r"gold\.csv: task 'a' has different gold labels"),
-    (["tasks", "{csv}", "--format", "csv"], "unknown task format .csv.; choose labelstudio or toloka"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["aggregate", "{bad}"], r"bad\.json: not valid JSON \(Expecting value at line 1, column 2\)"),
+        (["aggregate", "{csv}", "--method", "nope"], "unknown aggregation method 'nope'"),
+        (
+            ["aggregate", "{csv}", "--classes", "{classes}"],
+            r"answers\.csv, line 3: label 'bird' is not in the class list \(cat, dog\)",
+        ),
+        (["aggregate", "{csv}", "--method", "gold-mv"], "needs known answers"),
+        (["aggregate", "{csv}", "--gold", "{gold}"], r"gold\.csv: task 'a' has different gold labels"),
+        (["tasks", "{csv}", "--format", "csv"], "unknown task format .csv.; choose labelstudio or toloka"),
+    ],
+)
 def test_cli_bad_input_is_one_line(tmp_path, args, message):
     (tmp_path / "bad.json").write_text("[}")
     (tmp_path / "answers.csv").write_text("task,worker,label\na,w1,cat\nb,w1,bird\n")
     (tmp_path / "classes.json").write_text('["cat", "dog"]')
     (tmp_path / "gold.csv").write_text("task,label\na,cat\na,dog\n")
-    paths = {"bad": tmp_path / "bad.json", "csv": tmp_path / "answers.csv", "classes": tmp_path / "classes.json",
-             "gold": tmp_path / "gold.csv"}
+    paths = {
+        "bad": tmp_path / "bad.json",
+        "csv": tmp_path / "answers.csv",
+        "classes": tmp_path / "classes.json",
+        "gold": tmp_path / "gold.csv",
+    }
     res = runner.invoke(app, [a.format(**paths) for a in args] + ["--out", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert len([line for line in res.output.splitlines() if line.strip()]) == 1

@@ -66,7 +66,9 @@ def test_demo_end_to_end(tmp_path):
     assert t.loc[flagged, "flipped"].mean() > 0.9 and t.loc[flagged, "flipped"].sum() > 0.7 * t["flipped"].sum()
     cleaned = pd.read_csv(out / "clean" / "labels.csv", dtype=str).set_index("sample_id")
     assert (cleaned.loc[flagged, "label_source"] == "corrected").all()
-    assert run["result"]["held_out_accuracy_vs_truth_after_cleaning"] >= run["result"]["held_out_accuracy_vs_truth"] - 0.01
+    assert (
+        run["result"]["held_out_accuracy_vs_truth_after_cleaning"] >= run["result"]["held_out_accuracy_vs_truth"] - 0.01
+    )
     assert "after issues → clean → retrain" in result.output.replace("\n", " ")
     assert str(out / "explore") in result.output
 

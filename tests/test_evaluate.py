@@ -153,8 +153,16 @@ def _train_folder(tmp_path, classes=("cat", "dog", "fox"), n_test=0):
     return folder, labels, probs
 
 
-OUTPUTS = ("metrics.json", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png",
-           "reliability.csv", "reliability.png", "report.md", "report.html")
+OUTPUTS = (
+    "metrics.json",
+    "per_class.csv",
+    "confusion_matrix.csv",
+    "confusion_matrix.png",
+    "reliability.csv",
+    "reliability.png",
+    "report.md",
+    "report.html",
+)
 
 
 def test_evaluate_a_train_folder_writes_every_output(tmp_path):

@@ -26,8 +26,33 @@ from labelwise.formats.probabilities import (
     read_probability_table,
 )
 
-NOISE = [b",", b";", b"\t", b'"', b"'", b"\n", b"\r", b"{", b"}", b"[", b"]", b":", b"\x00", b"\xff", b"\xfe\xff",
-         "é".encode(), b"-1", b"nan", b"..", b"/", b"\\", b"  ", b"1e309", b"null", b"true"]
+NOISE = [
+    b",",
+    b";",
+    b"\t",
+    b'"',
+    b"'",
+    b"\n",
+    b"\r",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b"\x00",
+    b"\xff",
+    b"\xfe\xff",
+    "é".encode(),
+    b"-1",
+    b"nan",
+    b"..",
+    b"/",
+    b"\\",
+    b"  ",
+    b"1e309",
+    b"null",
+    b"true",
+]
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -40,7 +65,7 @@ def damaged(draw: st.DrawFn, original: bytes) -> bytes:
         if kind == "cut":
             del data[at:]
         elif kind == "drop":
-            del data[at:at + draw(st.integers(1, 12))]
+            del data[at : at + draw(st.integers(1, 12))]
         elif kind == "insert":
             data[at:at] = draw(st.sampled_from(NOISE)) * draw(st.integers(1, 3))
         elif data:
@@ -122,27 +147,64 @@ def test_damaged_probability_table(tmp_path_factory, data):
     survives(lambda: checked_probabilities(read_probability_table(path), ["a", "b"], str(path)))
 
 
-LS_EXPORT = json.dumps([
-    {"id": 1, "data": {"image": "/data/local-files/?d=0/0.png", "sample_id": "0/0.png"},
-     "annotations": [{"id": 11, "completed_by": 2, "was_cancelled": False,
-                      "result": [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["0"]}}]},
-                     {"id": 12, "completed_by": {"id": 5, "email": "b@x"}, "was_cancelled": True, "result": []}]},
-    {"id": 2, "data": {"image": "/data/upload/3/1a2b3c4d-1.png"}, "annotations": []},
-]).encode()
-LS_MIN = json.dumps([{"image": "/data/local-files/?d=0/0.png", "id": 1, "choice": "0", "annotator": 2,
-                      "annotation_id": 11, "lead_time": 3.1},
-                     {"image": "/data/local-files/?d=1/1.png", "id": 2, "choice": "1", "annotator": "a@b"}]).encode()
-LS_CSV = (b'"annotation_id","annotator","choice","created_at","id","image","lead_time","updated_at"\n'
-          b'11,"2","0","2024","1","/data/local-files/?d=0/0.png",3.1,"2024"\n'
-          b'12,"3","1","2024","1","/data/local-files/?d=0/0.png",2.0,"2024"\n')
-TOLOKA = (b"INPUT:image\tINPUT:sample_id\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
-          b"u/0.png\t0/0.png\t0\t\tw1\tACCEPTED\nu/1.png\t1/1.png\t1\t1\tw2\tREJECTED\n")
+LS_EXPORT = json.dumps(
+    [
+        {
+            "id": 1,
+            "data": {"image": "/data/local-files/?d=0/0.png", "sample_id": "0/0.png"},
+            "annotations": [
+                {
+                    "id": 11,
+                    "completed_by": 2,
+                    "was_cancelled": False,
+                    "result": [
+                        {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["0"]}}
+                    ],
+                },
+                {"id": 12, "completed_by": {"id": 5, "email": "b@x"}, "was_cancelled": True, "result": []},
+            ],
+        },
+        {"id": 2, "data": {"image": "/data/upload/3/1a2b3c4d-1.png"}, "annotations": []},
+    ]
+).encode()
+LS_MIN = json.dumps(
+    [
+        {
+            "image": "/data/local-files/?d=0/0.png",
+            "id": 1,
+            "choice": "0",
+            "annotator": 2,
+            "annotation_id": 11,
+            "lead_time": 3.1,
+        },
+        {"image": "/data/local-files/?d=1/1.png", "id": 2, "choice": "1", "annotator": "a@b"},
+    ]
+).encode()
+LS_CSV = (
+    b'"annotation_id","annotator","choice","created_at","id","image","lead_time","updated_at"\n'
+    b'11,"2","0","2024","1","/data/local-files/?d=0/0.png",3.1,"2024"\n'
+    b'12,"3","1","2024","1","/data/local-files/?d=0/0.png",2.0,"2024"\n'
+)
+TOLOKA = (
+    b"INPUT:image\tINPUT:sample_id\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+    b"u/0.png\t0/0.png\t0\t\tw1\tACCEPTED\nu/1.png\t1/1.png\t1\t1\tw2\tREJECTED\n"
+)
 LONG = b"task,worker,label\n0/0.png,w1,0\n0/0.png,w2,1\n1/1.png,w1,1\n"
 
 
 @FUZZ
-@given(st.data(), st.sampled_from([("export.json", LS_EXPORT), ("min.json", LS_MIN), ("ls.csv", LS_CSV),
-                                   ("results.tsv", TOLOKA), ("long.csv", LONG)]))
+@given(
+    st.data(),
+    st.sampled_from(
+        [
+            ("export.json", LS_EXPORT),
+            ("min.json", LS_MIN),
+            ("ls.csv", LS_CSV),
+            ("results.tsv", TOLOKA),
+            ("long.csv", LONG),
+        ]
+    ),
+)
 def test_damaged_crowd_exports(images, tmp_path_factory, data, sample):
     name, original = sample
     path = tmp_path_factory.mktemp("answers") / name

@@ -92,8 +92,12 @@ def test_find_issues_on_a_folder_then_clean(noisy_folder, tmp_path):
     assert rates["estimated_noise_rate"].to_dict() == (rates["n_issues"] / rates["n"]).round(4).to_dict()
 
     labels = tmp_path / "labels.csv"
-    pd.DataFrame({"file": [f"{p.parent.name}/{p.name}" for p in sorted(root.rglob("*.png"))],
-                  "label": [p.parent.name for p in sorted(root.rglob("*.png"))]}).to_csv(labels, index=False)
+    pd.DataFrame(
+        {
+            "file": [f"{p.parent.name}/{p.name}" for p in sorted(root.rglob("*.png"))],
+            "label": [p.parent.name for p in sorted(root.rglob("*.png"))],
+        }
+    ).to_csv(labels, index=False)
     before = labels.read_bytes()
     fixed = clean(labels, tmp_path / "issues", tmp_path / "clean.csv", read=ReadOptions(images=root))
     assert labels.read_bytes() == before  # the input is untouched
@@ -102,7 +106,9 @@ def test_find_issues_on_a_folder_then_clean(noisy_folder, tmp_path):
     assert (out["label_source"] == "corrected").sum() == len(flagged)
     assert set(out["label_source"]) == {"given", "corrected"}
     assert json.loads((tmp_path / "classes.json").read_text()) == fixed.classes
-    pruned = clean(labels, tmp_path / "issues", tmp_path / "pruned.parquet", read=ReadOptions(images=root), policy="prune")
+    pruned = clean(
+        labels, tmp_path / "issues", tmp_path / "pruned.parquet", read=ReadOptions(images=root), policy="prune"
+    )
     gone = pruned.table.set_index("sample_id").loc[list(wrong)]
     assert gone["label"].isna().all() and set(gone["label_source"]) == {"removed"}
     clean(labels, tmp_path / "issues", tmp_path / "review.csv", read=ReadOptions(images=root), policy="review")
@@ -119,7 +125,9 @@ def test_probabilities_that_do_not_fit_are_one_line_errors(noisy_folder, tmp_pat
     from labelwise import load_dataset
 
     ids = load_dataset(root).labeled["sample_id"]
-    good = pd.DataFrame(np.full((len(ids), 3), 1 / 3), columns=["prob_0", "prob_1", "prob_2"]).assign(sample_id=ids.to_numpy())
+    good = pd.DataFrame(np.full((len(ids), 3), 1 / 3), columns=["prob_0", "prob_1", "prob_2"]).assign(
+        sample_id=ids.to_numpy()
+    )
     good.drop(columns="prob_2").to_csv(tmp_path / "p1.csv", index=False)
     with pytest.raises(LabelwiseError, match="no column 'prob_2'"):
         find_issues(root, probs=tmp_path / "p1.csv", method="cleanlab")
@@ -133,7 +141,9 @@ def test_probabilities_that_do_not_fit_are_one_line_errors(noisy_folder, tmp_pat
 def test_cli_issues_then_clean(noisy_folder, tmp_path):
     root, wrong = noisy_folder
     runner = CliRunner()
-    r = runner.invoke(app, ["issues", str(root), "--out", str(tmp_path / "iss"), "--size", "16", "--cache-dir", str(tmp_path / "c")])
+    r = runner.invoke(
+        app, ["issues", str(root), "--out", str(tmp_path / "iss"), "--size", "16", "--cache-dir", str(tmp_path / "c")]
+    )
     assert r.exit_code == 0, r.output
     n = len(wrong)
     assert f"{n} of 120 labels look wrong" in r.output
@@ -190,8 +200,8 @@ def test_probabilities_of_a_train_folder_cover_its_held_out_split(noisy_folder, 
     probs.iloc[100:].assign(prob_0=0.1, prob_2=0.8).to_csv(folder / "test_probs.csv", index=False)
     got = read_probabilities(folder, ids.iloc[::-1], ["0", "1", "2"])  # aligned by sample_id, not position
     assert got.shape == (len(ids), 3)
-    np.testing.assert_allclose(got[:len(ids) - 100, 2], 0.8)
-    np.testing.assert_allclose(got[len(ids) - 100:, 0], 0.8)
+    np.testing.assert_allclose(got[: len(ids) - 100, 2], 0.8)
+    np.testing.assert_allclose(got[len(ids) - 100 :, 0], 0.8)
     (folder / "test_probs.csv").unlink()
     with pytest.raises(LabelwiseError, match=r"no probabilities for sample_id .* \(20 missing\)"):
         read_probabilities(folder, ids, ["0", "1", "2"])

@@ -164,12 +164,19 @@ def test_ordered_label_file_count_mismatch(tmp_path, digits):
         write_png(tmp_path / "t" / f"{i:06d}.png", digits[0][i])
     labels = tmp_path / "labels.txt"
     labels.write_text("1\n0\n")
-    with pytest.raises(LabelwiseError, match=r"2 label lines but .* holds 3 images \(natural order 000001.png ... 000003.png\)"):
+    with pytest.raises(
+        LabelwiseError, match=r"2 label lines but .* holds 3 images \(natural order 000001.png ... 000003.png\)"
+    ):
         read_ordered_labels(labels, tmp_path / "t")
 
 
 def test_natural_sort():
-    assert natural_sorted(["img10.jpg", "img2.jpg", "img1.jpg", "Img3.jpg"]) == ["img1.jpg", "img2.jpg", "Img3.jpg", "img10.jpg"]
+    assert natural_sorted(["img10.jpg", "img2.jpg", "img1.jpg", "Img3.jpg"]) == [
+        "img1.jpg",
+        "img2.jpg",
+        "Img3.jpg",
+        "img10.jpg",
+    ]
 
 
 def test_npz_arrays_with_class_names_and_missing(tmp_path, digits):

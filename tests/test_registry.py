@@ -46,7 +46,15 @@ def test_temporary_registration_and_prefixes():
 
 
 def test_every_kind_is_listed_and_the_cli_prints_it():
-    assert set(KINDS) == {"backbones", "models", "detectors", "pseudolabelers", "aggregators", "strategies", "loop-models"}
+    assert set(KINDS) == {
+        "backbones",
+        "models",
+        "detectors",
+        "pseudolabelers",
+        "aggregators",
+        "strategies",
+        "loop-models",
+    }
     from labelwise.cli.app import app
 
     result = CliRunner().invoke(app, ["list", "strategies"])
@@ -108,8 +116,13 @@ def _aggregator(name: str) -> None:
 
     if get_method(name).needs_gold or name in {"crowdkit-ds", "one-coin-ds", "glad", "mace", "wawa"}:
         pytest.importorskip("crowdkit")
-    answers = pd.DataFrame({"task": list("aaabbbccc"), "worker": list("xyz") * 3,
-                            "label": ["cat", "cat", "dog", "dog", "dog", "dog", "cat", "cat", "cat"]})
+    answers = pd.DataFrame(
+        {
+            "task": list("aaabbbccc"),
+            "worker": list("xyz") * 3,
+            "label": ["cat", "cat", "dog", "dog", "dog", "dog", "cat", "cat", "cat"],
+        }
+    )
     gold = pd.Series({"a": "cat"})
     result = aggregate_labels(answers, name, gold=gold)
     assert result.labels.to_dict() == {"a": "cat", "b": "dog", "c": "cat"}
@@ -141,12 +154,16 @@ def _loop_model(name: str) -> None:
     assert probs.shape == (len(y), 2) and (probs.argmax(1) == y).mean() > 0.8
 
 
-CONTRACTS = {"detectors": _detector, "pseudolabelers": _pseudolabeler, "aggregators": _aggregator,
-             "strategies": _strategy, "loop-models": _loop_model}
+CONTRACTS = {
+    "detectors": _detector,
+    "pseudolabelers": _pseudolabeler,
+    "aggregators": _aggregator,
+    "strategies": _strategy,
+    "loop-models": _loop_model,
+}
 # Backbones and train models are built and run for every entry in test_embed.py and test_train.py; loop
 # models on pixels (networks) in test_active.py.
-CASES = [(k, n) for k, n in EVERY if k in CONTRACTS
-         and not (k == "loop-models" and KINDS[k].get(n).input == "pixels")]
+CASES = [(k, n) for k, n in EVERY if k in CONTRACTS and not (k == "loop-models" and KINDS[k].get(n).input == "pixels")]
 
 
 @pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}:{n}" for k, n in CASES])

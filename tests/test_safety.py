@@ -31,8 +31,9 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def cli(*args: object):
-    return runner.invoke(__import__("labelwise.cli.app", fromlist=["app"]).app, [str(a) for a in args],
-                         catch_exceptions=False)
+    return runner.invoke(
+        __import__("labelwise.cli.app", fromlist=["app"]).app, [str(a) for a in args], catch_exceptions=False
+    )
 
 
 def one_line(result) -> str:
@@ -59,15 +60,22 @@ def table(tmp_path, image_folder):
 
 def _python(code: str, *args: object, **kwargs):
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 # ---------------------------------------------------------------- high
 
 
-@pytest.mark.parametrize("command", [["embed"], ["train", "--model", "linear", "--epochs", "1"],
-                                     ["pseudolabel", "--backbone", "pixels"]])
+@pytest.mark.parametrize(
+    "command", [["embed"], ["train", "--model", "linear", "--epochs", "1"], ["pseudolabel", "--backbone", "pixels"]]
+)
 def test_out_folder_holding_the_input_is_refused(table, command):
     before = table.read_bytes()
     line = one_line(cli(command[0], table, "--out", table.parent, *command[1:]))
@@ -83,8 +91,11 @@ def test_split_onto_its_own_input_is_refused(table):
 
 def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_ones_lock_is_free(tmp_path, image_folder):
     out = tmp_path / "o"
-    holder = _python("import sys, time\nfrom labelwise._run import command_run\n"
-                     "with command_run(sys.argv[1], 'train', {}):\n    print('held', flush=True); time.sleep(120)\n", out)
+    holder = _python(
+        "import sys, time\nfrom labelwise._run import command_run\n"
+        "with command_run(sys.argv[1], 'train', {}):\n    print('held', flush=True); time.sleep(120)\n",
+        out,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         line = one_line(cli("train", image_folder, "--out", out, "--model", "linear"))
@@ -100,8 +111,17 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_ones_lock_is_free
 def _tiny_train(data, out, seed):
     from labelwise.train import train
 
-    return train(data, out, model="linear", folds=2, epochs=2, backbone="pixels", random_state=seed,
-                 cache_dir=out.parent / "cache", html=False)
+    return train(
+        data,
+        out,
+        model="linear",
+        folds=2,
+        epochs=2,
+        backbone="pixels",
+        random_state=seed,
+        cache_dir=out.parent / "cache",
+        html=False,
+    )
 
 
 def test_a_train_folder_mixing_two_runs_is_refused(tmp_path, image_folder):
@@ -113,7 +133,8 @@ def test_a_train_folder_mixing_two_runs_is_refused(tmp_path, image_folder):
     assert "model.json: changed since" in one_line(cli("predict", a, image_folder / "0", "--out", tmp_path / "p"))
     assert "oof_probs.csv: changed since" in one_line(cli("evaluate", a, "--out", tmp_path / "e"))
     assert "oof_probs.csv: changed since" in one_line(
-        cli("issues", image_folder, "--probs", a, "--out", tmp_path / "i"))
+        cli("issues", image_folder, "--probs", a, "--out", tmp_path / "i")
+    )
     record = json.loads((b / "run.json").read_text())
     (b / "run.json").write_text(json.dumps({**record, "status": "failed"}))
     assert "that failed" in one_line(cli("predict", b, image_folder / "0", "--out", tmp_path / "p2"))
@@ -132,7 +153,9 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
 
 
 def test_utf16_csv_is_read_and_other_encodings_are_one_line(tmp_path, image_folder):
-    rows = "fname,label\n" + "".join(f"{p.relative_to(image_folder).as_posix()},x\n" for p in image_folder.glob("0/*.png"))
+    rows = "fname,label\n" + "".join(
+        f"{p.relative_to(image_folder).as_posix()},x\n" for p in image_folder.glob("0/*.png")
+    )
     (image_folder / "utf16.csv").write_text(rows, encoding="utf-16")
     assert len(read_csv_labels(image_folder / "utf16.csv").table) == 4
     (image_folder / "latin1.csv").write_bytes(rows.replace(",x", ",caf\xe9").encode("latin-1"))
@@ -161,13 +184,17 @@ def one_class(tmp_path, digits):
 
 
 def test_degenerate_data_is_one_line_before_any_work(tmp_path, one_class, image_folder):
-    assert "only class '3' has labeled images" in one_line(cli("issues", one_class, "--model", "head", "--out", tmp_path / "i"))
-    assert "only class '3' has labeled images" in one_line(cli("pseudolabel", one_class, "--backbone", "pixels",
-                                                                "--out", tmp_path / "p"))
+    assert "only class '3' has labeled images" in one_line(
+        cli("issues", one_class, "--model", "head", "--out", tmp_path / "i")
+    )
+    assert "only class '3' has labeled images" in one_line(
+        cli("pseudolabel", one_class, "--backbone", "pixels", "--out", tmp_path / "p")
+    )
     assert "a classifier needs at least two classes" in one_line(cli("train", one_class, "--out", tmp_path / "t"))
     assert not (tmp_path / "t" / "fold-0").exists()
     assert "with one, every model scores 1.0" in one_line(
-        cli("simulate", one_class, "--backbone", "pixels", "--out", tmp_path / "s", "--n-start", "2", "--rounds", "1"))
+        cli("simulate", one_class, "--backbone", "pixels", "--out", tmp_path / "s", "--n-start", "2", "--rounds", "1")
+    )
     few = tmp_path / "few"
     for cls in ("0", "1", "2"):
         (few / cls).mkdir(parents=True)
@@ -206,7 +233,9 @@ def test_propagate_keeps_the_given_labels(tmp_path, image_folder):
     table = pd.read_csv(tmp_path / "p" / "dataset.csv", dtype=str).set_index("sample_id")
     assert (table["label_source"] == "given").sum() == 12
     assert table.loc[given, "label"] == "0"  # the crowd's contradicting '1' did not win
-    assert table.loc[unlabeled, "label"].tolist() == ["1", "2"] and set(table.loc[unlabeled, "label_source"]) == {"crowd"}
+    assert table.loc[unlabeled, "label"].tolist() == ["1", "2"] and set(table.loc[unlabeled, "label_source"]) == {
+        "crowd"
+    }
     assert json.loads((tmp_path / "p" / "propagate.json").read_text())["crowd_contradicts_given"] == 1
 
 
@@ -220,19 +249,60 @@ def test_gold_written_by_tasks_is_used_by_aggregate(tmp_path, digits):
         write_png(gold_dir / f"g{i}.png", images[i])
         rows.append({"path": str(gold_dir / f"g{i}.png"), "label": str(target[i])})
     pd.DataFrame(rows).to_csv(tmp_path / "g.csv", index=False)
-    assert cli("tasks", photos, "--gold", tmp_path / "g.csv", "--out", tmp_path / "batch", "--root", tmp_path,
-               "--training-pct", "0", "--exam-pct", "0", "--page-size", "3").exit_code == 0
+    assert (
+        cli(
+            "tasks",
+            photos,
+            "--gold",
+            tmp_path / "g.csv",
+            "--out",
+            tmp_path / "batch",
+            "--root",
+            tmp_path,
+            "--training-pct",
+            "0",
+            "--exam-pct",
+            "0",
+            "--page-size",
+            "3",
+        ).exit_code
+        == 0
+    )
     gold = pd.read_csv(tmp_path / "batch" / "gold.csv", dtype=str)
     assert not gold["task"].str.startswith("/").any()  # never an absolute path as the key
     tasks = json.loads((tmp_path / "batch" / "label_studio_tasks.json").read_text())
     truth = {**{f"p{i}.png": str(target[i]) for i in range(20)}, **dict(zip(gold["task"], gold["label"]))}
-    export = [{"id": k, "data": t["data"], "annotations": [
-        {"completed_by": w, "result": [{"from_name": "choice", "type": "choices",
-                                        "value": {"choices": [truth[t["data"]["sample_id"]]]}}]} for w in (1, 2)]}
-              for k, t in enumerate(tasks)]
+    export = [
+        {
+            "id": k,
+            "data": t["data"],
+            "annotations": [
+                {
+                    "completed_by": w,
+                    "result": [
+                        {
+                            "from_name": "choice",
+                            "type": "choices",
+                            "value": {"choices": [truth[t["data"]["sample_id"]]]},
+                        }
+                    ],
+                }
+                for w in (1, 2)
+            ],
+        }
+        for k, t in enumerate(tasks)
+    ]
     (tmp_path / "export.json").write_text(json.dumps(export))
-    result = cli("aggregate", tmp_path / "export.json", "--gold", tmp_path / "batch" / "gold.csv", "--images", photos,
-                 "--out", tmp_path / "agg")
+    result = cli(
+        "aggregate",
+        tmp_path / "export.json",
+        "--gold",
+        tmp_path / "batch" / "gold.csv",
+        "--images",
+        photos,
+        "--out",
+        tmp_path / "agg",
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "agg" / "agreement.json").read_text())
     assert figures["gold_tasks"] == len(gold) == 10
@@ -259,10 +329,19 @@ def test_explore_into_its_own_images_is_refused_and_outputs_are_never_read_as_im
 
 
 def _ls_export(images: list[str], labels: list[str]) -> list[dict]:
-    return [{"id": k, "data": {"image": f"/data/local-files/?d={name}"},
-             "annotations": [{"completed_by": 1, "result": [{"from_name": "choice", "type": "choices",
-                                                              "value": {"choices": [label]}}]}]}
-            for k, (name, label) in enumerate(zip(images, labels))]
+    return [
+        {
+            "id": k,
+            "data": {"image": f"/data/local-files/?d={name}"},
+            "annotations": [
+                {
+                    "completed_by": 1,
+                    "result": [{"from_name": "choice", "type": "choices", "value": {"choices": [label]}}],
+                }
+            ],
+        }
+        for k, (name, label) in enumerate(zip(images, labels))
+    ]
 
 
 def test_identical_images_in_annotator_folders_are_one_task(tmp_path, digits):
@@ -272,12 +351,16 @@ def test_identical_images_in_annotator_folders_are_one_task(tmp_path, digits):
             write_png(tmp_path / "photos" / who / f"{i}.png", images[i])
         labels = ["a", "b", "a"] if who == "alice" else ["a", "b", "b"]
         (tmp_path / "exports" / who).mkdir(parents=True)
-        (tmp_path / "exports" / who / "export.json").write_text(json.dumps(_ls_export([f"{i}.png" for i in range(3)], labels)))
+        (tmp_path / "exports" / who / "export.json").write_text(
+            json.dumps(_ls_export([f"{i}.png" for i in range(3)], labels))
+        )
     result = cli("aggregate", tmp_path / "exports", "--images", tmp_path / "photos", "--out", tmp_path / "agg")
     assert result.exit_code == 0, result.output
     labels = pd.read_csv(tmp_path / "agg" / "labels.csv")
     assert len(labels) == 3 and labels["n_answers"].eq(2).all()
-    json.loads((tmp_path / "agg" / "agreement.json").read_text(), parse_constant=lambda c: pytest.fail(f"invalid JSON {c}"))
+    json.loads(
+        (tmp_path / "agg" / "agreement.json").read_text(), parse_constant=lambda c: pytest.fail(f"invalid JSON {c}")
+    )
 
 
 def test_no_overlap_is_warned_and_nan_never_written(tmp_path, caplog):
@@ -288,7 +371,9 @@ def test_no_overlap_is_warned_and_nan_never_written(tmp_path, caplog):
         result = cli("aggregate", tmp_path / "ex", "--out", tmp_path / "agg")
     assert result.exit_code == 0, result.output
     assert any("nothing overlaps" in r.getMessage() for r in caplog.records)
-    json.loads((tmp_path / "agg" / "agreement.json").read_text(), parse_constant=lambda c: pytest.fail(f"invalid JSON {c}"))
+    json.loads(
+        (tmp_path / "agg" / "agreement.json").read_text(), parse_constant=lambda c: pytest.fail(f"invalid JSON {c}")
+    )
 
 
 def test_seed_style_consensus_export_makes_the_test_split(tmp_path, digits):
@@ -300,13 +385,28 @@ def test_seed_style_consensus_export_makes_the_test_split(tmp_path, digits):
     for who in ("alice", "bob", "carol", "dan", "eve"):
         (folder / who).mkdir(parents=True)
         export = _ls_export(names[:3], ["a", "a", "b"])
-        export.append({"id": 9, "data": {"image": "/data/local-files/?d=5.png"},
-                       "annotations": [{"completed_by": 1, "was_cancelled": True, "result": []}]})
+        export.append(
+            {
+                "id": 9,
+                "data": {"image": "/data/local-files/?d=5.png"},
+                "annotations": [{"completed_by": 1, "was_cancelled": True, "result": []}],
+            }
+        )
         (folder / who / "export.json").write_text(json.dumps(export))
-    consensus = [{"id": k, "data": {"image": f"/data/local-files/?d={n}"},
-                  "annotations": [{"completed_by": 10 + w, "result": [{"from_name": "choice", "type": "choices",
-                                                                         "value": {"choices": ["a"]}}]} for w in range(5)]}
-                 for k, n in enumerate(names[3:5])]
+    consensus = [
+        {
+            "id": k,
+            "data": {"image": f"/data/local-files/?d={n}"},
+            "annotations": [
+                {
+                    "completed_by": 10 + w,
+                    "result": [{"from_name": "choice", "type": "choices", "value": {"choices": ["a"]}}],
+                }
+                for w in range(5)
+            ],
+        }
+        for k, n in enumerate(names[3:5])
+    ]
     (folder / "consensus").mkdir()
     (folder / "consensus" / "export.json").write_text(json.dumps(consensus))
     result = cli("aggregate", folder, "--images", tmp_path / "photos", "--consensus-test", "--out", tmp_path / "agg")
@@ -318,13 +418,15 @@ def test_seed_style_consensus_export_makes_the_test_split(tmp_path, digits):
 
 
 def test_a_lean_install_names_the_extra(tmp_path, image_folder):
-    code = ("import sys\n"
-            "class NoTorch:\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] in {'torch', 'torchvision', 'timm'}:\n"
-            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-            "sys.meta_path.insert(0, NoTorch())\n"
-            "from labelwise.cli.app import main\nsys.argv = ['labelwise', *sys.argv[1:]]\nmain()\n")
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'torch', 'torchvision', 'timm'}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from labelwise.cli.app import main\nsys.argv = ['labelwise', *sys.argv[1:]]\nmain()\n"
+    )
     proc = _python(code, "train", image_folder, "--out", tmp_path / "t")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
@@ -395,8 +497,13 @@ def test_reader_hints(tmp_path, image_folder, digits, caplog):
     (tmp_path / "labels.txt").write_text("a\nb\na\n\n\n\n")
     assert read_ordered_labels(tmp_path / "labels.txt", tmp_path / "ordered").table["label"].tolist() == ["a", "b", "a"]
     files = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.glob("[01]/*.png"))
-    (image_folder / "win.csv").write_text("path,breed\n" + files[0].replace("/", "\\") + ",Cat\n" + f"{files[1]},cat\n"
-                                          + f"{files[2]},dog\n{files[2]},cat\n")
+    (image_folder / "win.csv").write_text(
+        "path,breed\n"
+        + files[0].replace("/", "\\")
+        + ",Cat\n"
+        + f"{files[1]},cat\n"
+        + f"{files[2]},dog\n{files[2]},cat\n"
+    )
     with caplog.at_level(logging.WARNING, logger="labelwise"):
         ds = read_csv_labels(image_folder / "win.csv")
     messages = " | ".join(r.getMessage() for r in caplog.records)
@@ -414,7 +521,11 @@ def test_very_large_images_are_reported_with_a_way_to_allow_them(tmp_path, recwa
     write_png(tmp_path / "img" / "a" / "x.png", np.zeros((40, 40), np.uint8))
     try:
         ds = load_dataset(tmp_path / "img", max_pixels=1000)
-        assert ds.problems["reason"].iloc[0].startswith("too large (1,600 px, more than 1,000); allow it with --max-pixels 1600")
+        assert (
+            ds.problems["reason"]
+            .iloc[0]
+            .startswith("too large (1,600 px, more than 1,000); allow it with --max-pixels 1600")
+        )
         assert len(load_dataset(tmp_path / "img", max_pixels=0).table) == 1
     finally:
         set_max_pixels(None)
@@ -425,16 +536,29 @@ def test_more_one_liners(tmp_path, image_folder, digits):
     for i in range(6):
         write_png(tmp_path / "test" / f"{i}.png", images[i])
     (tmp_path / "truth.txt").write_text("".join(f"{target[i] % 2}\n" for i in range(6)))
-    pd.DataFrame({"sample_id": [f"{i}.png" for i in range(6)], "prob_0": 0.6, "prob_1": 0.4}).to_csv(tmp_path / "p.csv", index=False)
-    result = cli("evaluate", tmp_path / "p.csv", "--labels", tmp_path / "truth.txt", "--images", tmp_path / "test",
-                 "--out", tmp_path / "ev")
+    pd.DataFrame({"sample_id": [f"{i}.png" for i in range(6)], "prob_0": 0.6, "prob_1": 0.4}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
+    result = cli(
+        "evaluate",
+        tmp_path / "p.csv",
+        "--labels",
+        tmp_path / "truth.txt",
+        "--images",
+        tmp_path / "test",
+        "--out",
+        tmp_path / "ev",
+    )
     assert result.exit_code == 0, result.output
     (tmp_path / "empty.json").write_text("[]")
     assert "holds no tasks" in one_line(cli("aggregate", tmp_path / "empty.json", "--out", tmp_path / "a"))
     (tmp_path / "c.yaml").write_text("folds: many\n")
-    assert "c.yaml" in one_line(cli("split", image_folder, "--config", tmp_path / "c.yaml", "--out", tmp_path / "s.csv"))
+    assert "c.yaml" in one_line(
+        cli("split", image_folder, "--config", tmp_path / "c.yaml", "--out", tmp_path / "s.csv")
+    )
     pd.DataFrame({"sample_id": ["elsewhere.png"], "suggested_label": ["0"], "is_issue": [True]}).to_csv(
-        tmp_path / "other_issues.csv", index=False)
+        tmp_path / "other_issues.csv", index=False
+    )
     line = one_line(cli("clean", image_folder, "--issues", tmp_path / "other_issues.csv", "--out", tmp_path / "c.csv"))
     assert "other_issues.csv: sample_id 'elsewhere.png' is not in the dataset" in line
     line = one_line(cli("split", image_folder, "--folds", "-1", "--out", tmp_path / "x.csv"))

@@ -171,11 +171,14 @@ def test_budget_larger_than_the_pool_is_said(task, caplog):
     assert found.problematic.sum() == pseudo_label(X, y, method="spreading", votes=False).problematic.sum()
 
 
-@pytest.mark.parametrize("labels, message", [
-    (np.full(10, -1), "no labeled rows"),
-    (np.array([0, 1, -2, 0, 1, -1, -1, -1, -1, -1]), "-1 for unlabeled"),
-    (np.arange(10) * 0.5, "integer class codes"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.full(10, -1), "no labeled rows"),
+        (np.array([0, 1, -2, 0, 1, -1, -1, -1, -1, -1]), "-1 for unlabeled"),
+        (np.arange(10) * 0.5, "integer class codes"),
+    ],
+)
 def test_bad_labels_are_one_line_errors(labels, message):
     with pytest.raises(LabelwiseError, match=message):
         pseudo_label(np.random.default_rng(0).normal(size=(10, 3)), labels)
@@ -240,9 +243,12 @@ def test_ensemble_is_the_sharpened_mean_of_spreading_and_self_trained_spreading(
 
 
 def test_full_coverage_counts_every_held_out_image():
-    held = HeldOutSeeds(confidence=np.array([0.2, 0.95]), correct=np.array([False, True]),
-                        problematic=np.array([True, False]), folds=2)
-    table = coverage_table(np.array([0.9, 0.8, 0.5, 0.4]), np.array([True, True, False, False]), held).set_index("coverage")
+    held = HeldOutSeeds(
+        confidence=np.array([0.2, 0.95]), correct=np.array([False, True]), problematic=np.array([True, False]), folds=2
+    )
+    table = coverage_table(np.array([0.9, 0.8, 0.5, 0.4]), np.array([True, True, False, False]), held).set_index(
+        "coverage"
+    )
     assert table.loc["top 100%", "held_out_n"] == 2 and table.loc["top 100%", "estimated_accuracy"] == 0.5
     assert table.loc["top 50%", "held_out_n"] == 1 and table.loc["top 50%", "estimated_accuracy"] == 1.0
 
@@ -282,12 +288,37 @@ def run_cli(*args):
 def test_pseudolabel_writes_labels_tasks_map_and_report(folder, tmp_path):
     root, truth = folder
     out = tmp_path / "out"
-    result, text = run_cli(root, "--out", out, "--backbone", "pixels", "--budget", 15, "--map-points", 80,
-                           "--folds", 2, "--no-html", "--cache-dir", tmp_path / "cache")
+    result, text = run_cli(
+        root,
+        "--out",
+        out,
+        "--backbone",
+        "pixels",
+        "--budget",
+        15,
+        "--map-points",
+        80,
+        "--folds",
+        2,
+        "--no-html",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "pseudo_labels.csv", dtype={"label": str, "suggested_label": str})
-    assert list(table.columns) == ["sample_id", "path", "label", "source", "confidence", "vote_ensemble",
-                                   "vote_knn-kmeans", "vote_self-training", "vote_spreading", "problematic", "why"]
+    assert list(table.columns) == [
+        "sample_id",
+        "path",
+        "label",
+        "source",
+        "confidence",
+        "vote_ensemble",
+        "vote_knn-kmeans",
+        "vote_self-training",
+        "vote_spreading",
+        "problematic",
+        "why",
+    ]
     given = table[table["source"] == "given"]
     assert len(given) == 20 and (given["label"] == given["sample_id"].str[0]).all()
     pseudo = table[table["source"] == "pseudo"]
@@ -306,13 +337,36 @@ def test_pseudolabel_writes_labels_tasks_map_and_report(folder, tmp_path):
     assert "top 100%" in set(pd.read_csv(out / "coverage.csv")["coverage"])
     trainable = load_dataset(out / "dataset.csv")
     assert (trainable.table["label_source"] == "pseudo").sum() == len(pseudo)
-    assert pd.to_numeric(trainable.table.loc[trainable.table["label_source"] == "pseudo", "confidence"]).between(0, 1).all()
+    assert (
+        pd.to_numeric(trainable.table.loc[trainable.table["label_source"] == "pseudo", "confidence"])
+        .between(0, 1)
+        .all()
+    )
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
     assert "problematic" in (out / "report.md").read_text() and "labelwise train" in text
     # what it says to run next runs: given + pseudo labels, weighted by confidence
-    trained = runner.invoke(app, ["train", str(out / "dataset.csv"), "--out", str(tmp_path / "train"), "--model", "linear",
-                                  "--backbone", "pixels", "--folds", "2", "--epochs", "2", "--weight-col", "confidence",
-                                  "--cache-dir", str(tmp_path / "cache"), "--no-html"])
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            str(out / "dataset.csv"),
+            "--out",
+            str(tmp_path / "train"),
+            "--model",
+            "linear",
+            "--backbone",
+            "pixels",
+            "--folds",
+            "2",
+            "--epochs",
+            "2",
+            "--weight-col",
+            "confidence",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-html",
+        ],
+    )
     assert trained.exit_code == 0, trained.output
     assert len(pd.read_csv(tmp_path / "train" / "oof_probs.csv")) == len(given) + len(pseudo)
 
@@ -336,15 +390,29 @@ def test_pseudolabel_bad_input_is_one_line_or_a_clear_message(folder, tmp_path):
     (root / "_unlabeled").rename(pool_only)
     names = sorted(p.name for p in pool_only.iterdir())
     pd.DataFrame({"filename": names, "label": ""}).to_csv(tmp_path / "none.csv", index=False)
-    result, text = run_cli(tmp_path / "none.csv", "--images", pool_only, "--out", tmp_path / "a", "--backbone", "pixels")
+    result, text = run_cli(
+        tmp_path / "none.csv", "--images", pool_only, "--out", tmp_path / "a", "--backbone", "pixels"
+    )
     assert result.exit_code == 2 and "no labeled images" in text and len(result.output.strip().splitlines()) == 1
     # no unlabeled images: said, and every image keeps its given label
     result, text = run_cli(root, "--out", tmp_path / "b", "--backbone", "pixels", "--map-points", 0, "--folds", 2)
     assert result.exit_code == 0 and "no unlabeled images" in text
     assert (pd.read_csv(tmp_path / "b" / "pseudo_labels.csv")["source"] == "given").all()
     # a budget larger than the pool: said, and all problematic images become tasks
-    result, text = run_cli(root, "--unlabeled", pool_only, "--out", tmp_path / "c", "--backbone", "pixels",
-                           "--budget", 1000, "--map-points", 0, "--no-estimate")
+    result, text = run_cli(
+        root,
+        "--unlabeled",
+        pool_only,
+        "--out",
+        tmp_path / "c",
+        "--backbone",
+        "pixels",
+        "--budget",
+        1000,
+        "--map-points",
+        0,
+        "--no-estimate",
+    )
     assert result.exit_code == 0 and "larger than the pool" in text
     table = pd.read_csv(tmp_path / "c" / "pseudo_labels.csv")
     assert table["problematic"].sum() == len(pd.read_csv(tmp_path / "c" / "problematic.csv")) > 0

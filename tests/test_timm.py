@@ -98,7 +98,9 @@ def test_packaged_weights_fill_every_timm_weight():
     mapped = tb.map_by_order(state, full, path="packaged", name=tb.LITE0)
     assert len(mapped) == 247
     assert set(mapped) == {k for k in full if not k.endswith("num_batches_tracked")}  # no missing key
-    assert mapped["classifier.weight"] is state["_fc.weight"] and mapped["conv_stem.weight"] is state["_conv_stem.weight"]
+    assert (
+        mapped["classifier.weight"] is state["_fc.weight"] and mapped["conv_stem.weight"] is state["_conv_stem.weight"]
+    )
     # The backbone (classifier removed) holds exactly these values.
     body = create_backbone(tb.LITE0).model.state_dict()
     assert len([k for k in body if not k.endswith("num_batches_tracked")]) == 245
@@ -143,7 +145,9 @@ def test_features_are_cached_like_any_backbone(ds, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "__call__", no_forward)
     again = embed(ds, backbone=tb.LITE0, size=32, cache_dir=tmp_path / "c", out=tmp_path / "o2")
     assert np.array_equal(first, again)
-    assert meta(tmp_path / "o2")["n_computed"] == 0 and meta(tmp_path / "o2")["weights"] == "efficientnet-lite0-57934424"
+    assert (
+        meta(tmp_path / "o2")["n_computed"] == 0 and meta(tmp_path / "o2")["weights"] == "efficientnet-lite0-57934424"
+    )
     assert [p.name for p in (tmp_path / "c").iterdir()] == ["efficientnet_lite0-32px-efficientnet-lite0-57934424"]
 
 
@@ -209,7 +213,9 @@ def test_weights_file_loads_and_a_wrong_shape_is_one_line(ds, tmp_path):
     paths = ds.table["path"].tolist()[:3]
     got = np.concatenate(list(backbone.encode(paths, num_workers=0, device="cpu")))
     model.reset_classifier(0)
-    np.testing.assert_allclose(got, timm_features(model, paths, tb.IMAGENET_MEAN, tb.IMAGENET_STD), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        got, timm_features(model, paths, tb.IMAGENET_MEAN, tb.IMAGENET_STD), rtol=1e-4, atol=1e-5
+    )
 
     state = model.state_dict()
     state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
@@ -217,13 +223,17 @@ def test_weights_file_loads_and_a_wrong_shape_is_one_line(ds, tmp_path):
     with pytest.raises(LabelwiseError) as info:
         create_backbone("timm/resnet18", size=32, weights=tmp_path / "bad.pt").model  # noqa: B018
     message = str(info.value)
-    assert message.startswith(f"{tmp_path / 'bad.pt'}: weights do not fit timm/resnet18: 1 wrong shapes (e.g. conv1.weight (64, 1, 7, 7)")
+    assert message.startswith(
+        f"{tmp_path / 'bad.pt'}: weights do not fit timm/resnet18: 1 wrong shapes (e.g. conv1.weight (64, 1, 7, 7)"
+    )
     assert "\n" not in message
 
     lukemelas = packaged_state()
     del lukemelas["_blocks.3._bn0.weight"]
     torch.save(lukemelas, tmp_path / "lite0.pth")
-    with pytest.raises(LabelwiseError, match=r"lite0.pth: weights do not fit efficientnet_lite0: 244 tensors for its 245 weights"):
+    with pytest.raises(
+        LabelwiseError, match=r"lite0.pth: weights do not fit efficientnet_lite0: 244 tensors for its 245 weights"
+    ):
         create_backbone(tb.LITE0, weights=tmp_path / "lite0.pth").model  # noqa: B018
     with pytest.raises(LabelwiseError, match=r"missing\.pt: weights file not found"):
         create_backbone("timm/resnet18", weights=tmp_path / "missing.pt")
@@ -238,7 +248,9 @@ def test_names_patterns_and_specs():
     assert "any timm architecture" in dict(MODELS.describe())["timm/<name>"]
     with pytest.raises(LabelwiseError, match="is a pattern"):
         get_model_spec("timm/<name>")
-    with pytest.raises(LabelwiseError, match=r"unknown timm architecture 'resnet181' in 'timm/resnet181'; did you mean timm/resnet18"):
+    with pytest.raises(
+        LabelwiseError, match=r"unknown timm architecture 'resnet181' in 'timm/resnet181'; did you mean timm/resnet18"
+    ):
         create_backbone("timm/resnet181")
     with pytest.raises(LabelwiseError, match="unknown model 'timm/'"):
         get_model_spec("timm/")
@@ -268,7 +280,9 @@ def test_train_frozen_efficientnet_lite0_starts_from_the_packaged_weights(digits
         for i in np.flatnonzero(target == c)[:12]:
             write_png(root / str(c) / f"{i}.png", np.kron(images[i], np.ones((4, 4), np.uint8)))  # 32×32
     out = tmp_path / "run"
-    result = train(root, out, model=tb.LITE0, freeze=True, folds=1, epochs=1, batch_size=8, size=32, cache_dir=tmp_path / "c")
+    result = train(
+        root, out, model=tb.LITE0, freeze=True, folds=1, epochs=1, batch_size=8, size=32, cache_dir=tmp_path / "c"
+    )
     assert result.model == tb.LITE0 and result.n_train == 24
     module = torch.load(out / "fold-0" / "model.pt", map_location="cpu", weights_only=True)["module"]
     body = create_backbone(tb.LITE0).model.state_dict()
@@ -285,5 +299,8 @@ def test_missing_extra_names_the_pip_command(monkeypatch):
         "pip install 'labelwise[pretrained]'"
     )
     monkeypatch.setitem(sys.modules, "timm", None)
-    with pytest.raises(MissingExtraError, match=r"the timm/resnet18 backbone needs the 'timm' package: pip install 'labelwise\[pretrained\]'"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"the timm/resnet18 backbone needs the 'timm' package: pip install 'labelwise\[pretrained\]'",
+    ):
         create_backbone("timm/resnet18")

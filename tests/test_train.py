@@ -36,7 +36,9 @@ def test_every_model_runs_forward_and_backward(name):
     spec = get_model_spec(name)
     n_inputs = 12 if spec.input == "embedding" else spec.channels or 1
     net = spec.build(3, n_inputs, weights=None)
-    shape = (4, n_inputs) if spec.input == "embedding" else (2, n_inputs, max(spec.min_size, 32), max(spec.min_size, 32))
+    shape = (
+        (4, n_inputs) if spec.input == "embedding" else (2, n_inputs, max(spec.min_size, 32), max(spec.min_size, 32))
+    )
     x = torch.randn(shape)
     net.train()
     logits = net(x)
@@ -111,7 +113,9 @@ def test_resume_continues_rather_than_restarts(digits, tmp_path):
         NeuralClassifier("cnn", **kw).fit(X, y, checkpoint=ckpt, on_epoch=stop_after_two)
     # the interruption came before epoch 2 was saved: the checkpoint holds epoch 1
     epochs_run = []
-    resumed = NeuralClassifier("cnn", **kw).fit(X, y, checkpoint=ckpt, resume=True, on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    resumed = NeuralClassifier("cnn", **kw).fit(
+        X, y, checkpoint=ckpt, resume=True, on_epoch=lambda r: epochs_run.append(r["epoch"])
+    )
     assert epochs_run == [2, 3, 4]
     pd.testing.assert_frame_equal(resumed.history_.drop(columns="seconds"), full.history_.drop(columns="seconds"))
     np.testing.assert_allclose(resumed.predict_proba(X), full.predict_proba(X), atol=1e-6)
@@ -328,8 +332,15 @@ def test_train_weight_col_reads_a_numeric_column_and_names_a_bad_row(digits, tmp
     columns = ["sample_id", "path", "label", "confidence"]
     labels = tmp_path / "pseudo_labels.csv"
     pd.DataFrame(rows, columns=columns).to_csv(labels, index=False)
-    result = train(labels, tmp_path / "run", model="linear", folds=2, epochs=3, weight_col="confidence",
-                   cache_dir=tmp_path / "cache")
+    result = train(
+        labels,
+        tmp_path / "run",
+        model="linear",
+        folds=2,
+        epochs=3,
+        weight_col="confidence",
+        cache_dir=tmp_path / "cache",
+    )
     assert result.n_train == 30
     bad = pd.DataFrame(rows, columns=columns).astype({"confidence": object})
     bad.loc[4, "confidence"] = "high"

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from conftest import write_png  # noqa: E402
+from conftest import write_png
 
-from labelwise.cli.app import app  # noqa: E402
+from labelwise.cli.app import app
 
 runner = CliRunner()
 
@@ -51,7 +51,9 @@ def test_train_evaluate_predict_round_trip(three_digits, tmp_path):
     assert metrics["accuracy"] == pytest.approx((pred == truth).mean())
     assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
 
-    pr = _run("predict", out, three_digits / "1", "--out", tmp_path / "pred", "--ordered-txt", tmp_path / "pred" / "l.txt")
+    pr = _run(
+        "predict", out, three_digits / "1", "--out", tmp_path / "pred", "--ordered-txt", tmp_path / "pred" / "l.txt"
+    )
     assert pr.exit_code == 0, pr.output
     lines = (tmp_path / "pred" / "l.txt").read_text().splitlines()
     assert len(lines) == 15

@@ -16,9 +16,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._version import __version__
-from .data import Dataset, ReadOptions, load_dataset, split, split_table
-from .errors import LabelwiseError, MissingExtraError
+from ._version import __version__  # noqa: F401  (re-exported: __all__)
+from .data import Dataset, ReadOptions, load_dataset, split, split_table  # noqa: F401
+from .errors import LabelwiseError, MissingExtraError  # noqa: F401
 
 #: Command name → (module, function).
 _COMMANDS = {
@@ -41,8 +41,19 @@ _COMMANDS = {
     "list_models": ("labelwise.train", "list_models"),
 }
 
-__all__ = sorted(["Dataset", "LabelwiseError", "MissingExtraError", "ReadOptions", "__version__", "load_dataset",
-                  "split", "split_table", *_COMMANDS])
+__all__ = sorted(
+    [
+        "Dataset",
+        "LabelwiseError",
+        "MissingExtraError",
+        "ReadOptions",
+        "__version__",
+        "load_dataset",
+        "split",
+        "split_table",
+        *_COMMANDS,
+    ]
+)
 
 
 def __getattr__(name: str) -> Any:

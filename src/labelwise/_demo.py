@@ -20,9 +20,7 @@ log = logging.getLogger("labelwise")
 MARKER = ".labelwise-demo"
 
 
-def make_demo_images(
-    folder: str | Path, *, missing: float = 0.2, flipped: float = 0.1, seed: int = 0
-) -> pd.DataFrame:
+def make_demo_images(folder: str | Path, *, missing: float = 0.2, flipped: float = 0.1, seed: int = 0) -> pd.DataFrame:
     """Write scikit-learn's 1,797 digits as PNGs in an ImageFolder with realistic mess.
 
     A seeded ``missing`` share of the images goes to ``_unlabeled/``; a ``flipped``
@@ -105,8 +103,12 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
 
     t = time.time()
     loaded = load_dataset(out / "images")
-    ds = Dataset(split_table(loaded.table, valid_pct=0.2, folds=5, random_state=seed), loaded.classes, loaded.problems,
-                 loaded.source)
+    ds = Dataset(
+        split_table(loaded.table, valid_pct=0.2, folds=5, random_state=seed),
+        loaded.classes,
+        loaded.problems,
+        loaded.source,
+    )
     outputs["split"] = str(ds.save(out / "data"))
     timings["split"] = time.time() - t
 
@@ -118,8 +120,16 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     t = time.time()
     # Missing labels: every unlabeled image gets a pseudo label from the labeled ones (the valid
     # images stay out, for testing); the 100 least certain become labeling tasks.
-    pseudo = pseudolabel(ds, out / "pseudolabel", backbone="pixels", pca=50, hold_out="valid", budget=100,
-                         cache_dir=out / "cache", random_state=seed)
+    pseudo = pseudolabel(
+        ds,
+        out / "pseudolabel",
+        backbone="pixels",
+        pca=50,
+        hold_out="valid",
+        budget=100,
+        cache_dir=out / "cache",
+        random_state=seed,
+    )
     timings["pseudolabel"] = time.time() - t
     outputs["pseudolabel"] = str(out / "pseudolabel" / "pseudo_labels.csv")
     pseudo_rows = pseudo.table[pseudo.table["source"] == "pseudo"]
@@ -128,8 +138,15 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     t = time.time()
     # Given + pseudo labels, each pseudo label's loss weighted by its confidence.
     trained = train(
-        pseudo.dataset, out / "train", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid",
-        weight_col="confidence", random_state=seed,
+        pseudo.dataset,
+        out / "train",
+        model="cnn",
+        folds=5,
+        epochs=10,
+        flip=False,
+        hold_out="valid",
+        weight_col="confidence",
+        random_state=seed,
     )
     timings["train"] = time.time() - t
     outputs["train"] = str(out / "train" / "report.md")
@@ -138,7 +155,9 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     # Scored twice: against the given labels (10% of them wrong) and against the truth.
     evaluate(out / "train", out=out / "evaluate")
     truth_labels = truth.dropna(subset=["given_label"]).rename(columns={"true_label": "label"})
-    on_truth = evaluate(out / "train" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-truth")
+    on_truth = evaluate(
+        out / "train" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-truth"
+    )
     timings["evaluate"] = time.time() - t
     outputs["evaluate"] = str(out / "evaluate" / "report.md")
 
@@ -152,9 +171,20 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     outputs["issues"] = str(out / "issues" / "label_issues.csv")
     outputs["clean"] = str(out / "clean" / "labels.csv")
     t = time.time()
-    train(cleaned, out / "retrain", model="cnn", folds=5, epochs=10, flip=False, hold_out="valid",
-          weight_col="confidence", random_state=seed)
-    after = evaluate(out / "retrain" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-retrained")
+    train(
+        cleaned,
+        out / "retrain",
+        model="cnn",
+        folds=5,
+        epochs=10,
+        flip=False,
+        hold_out="valid",
+        weight_col="confidence",
+        random_state=seed,
+    )
+    after = evaluate(
+        out / "retrain" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-retrained"
+    )
     timings["retrain"] = time.time() - t
     outputs["retrain"] = str(out / "retrain" / "report.md")
     flipped = truth.set_index("sample_id")["flipped"]
@@ -177,7 +207,8 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
         "n_flipped": int(truth["flipped"].sum()),
         "n_pseudo": len(pseudo_rows),
         "pseudo_accuracy_vs_truth": float((pseudo_rows["label"] == pseudo_rows["sample_id"].map(true_label)).mean())
-        if len(pseudo_rows) else None,
+        if len(pseudo_rows)
+        else None,
         "n_problematic": pseudo.figures["n_problematic"],
         "embedding_dim": int(vectors.shape[1]),
         "held_out_accuracy_vs_given": trained.test["accuracy"] if trained.test else None,

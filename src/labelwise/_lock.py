@@ -43,11 +43,21 @@ def locked(folder: Path, command: str) -> Iterator[None]:
             except json.JSONDecodeError:
                 holder = {}
             who = f"labelwise {holder.get('command', '?')} (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {holder.get('started', '?')})"
-            raise LabelwiseError(f"{folder}: another run is writing to this folder: {who}; wait for it or choose another --out")
+            raise LabelwiseError(
+                f"{folder}: another run is writing to this folder: {who}; wait for it or choose another --out"
+            )
         fh.seek(0)
         fh.truncate()
-        fh.write(json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(),
-                             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+        fh.write(
+            json.dumps(
+                {
+                    "command": command,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+        )
         fh.flush()
         _HELD[folder] = 1
         try:

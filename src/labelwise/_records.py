@@ -37,7 +37,9 @@ class Run:
         return self.folder / (f"{self.stem}.{name}" if self.stem else name)
 
 
-def read_record(folder: str | os.PathLike[str], stem: str = "", *, holder_alive: bool | None = None) -> dict[str, Any] | None:
+def read_record(
+    folder: str | os.PathLike[str], stem: str = "", *, holder_alive: bool | None = None
+) -> dict[str, Any] | None:
     """The ``run.json`` of a folder (``<stem>.run.json`` for a single-table command), or None.
 
     A record that says ``running`` while no live process holds the folder's lock says
@@ -101,7 +103,9 @@ def _recover(run: Run) -> None:
     _Aside(run.folder, backup, sorted(p.name for p in backup.iterdir())).restore(record.get("files", {}), records)
 
 
-def earlier(run: Run, out: Path, file: Path | None, *, overwrite: bool, resume: bool) -> tuple[dict[str, str], _Aside | None]:
+def earlier(
+    run: Run, out: Path, file: Path | None, *, overwrite: bool, resume: bool
+) -> tuple[dict[str, str], _Aside | None]:
     """Refuse to mix with an earlier run's results, or set them aside (``overwrite``).
 
     Returns the files of an earlier run that this one continues (``resume``), and the results
@@ -118,17 +122,21 @@ def earlier(run: Run, out: Path, file: Path | None, *, overwrite: bool, resume: 
             return {}, _set_aside(run, [file.name, *records])
         leftovers = [p.name for p in run.folder.iterdir() if p.name != LOCK_FILE] if file is None else []
         if leftovers and not overwrite and not resume:
-            raise LabelwiseError(f"{out}: is not empty and holds no labelwise run ({', '.join(sorted(leftovers)[:3])}"
-                                 f"{' …' if len(leftovers) > 3 else ''}); choose an empty or new folder, or pass --overwrite")
+            raise LabelwiseError(
+                f"{out}: is not empty and holds no labelwise run ({', '.join(sorted(leftovers)[:3])}"
+                f"{' …' if len(leftovers) > 3 else ''}); choose an empty or new folder, or pass --overwrite"
+            )
         return {}, None
     if resume and record.get("command") == run.command:
         return outputs, None
     finished = record.get("status") == "ok"
     if (outputs or record.get("made") or finished) and not overwrite:
         how = "--overwrite to replace them" + (", --resume to continue it" if run.command == "train" else "")
-        raise LabelwiseError(f"{out}: holds the results of an earlier `labelwise {record.get('command', '?')}` run "
-                             f"({record.get('status', '?')}, started {record.get('started', '?')}); pass {how}, "
-                             "or choose another --out")
+        raise LabelwiseError(
+            f"{out}: holds the results of an earlier `labelwise {record.get('command', '?')}` run "
+            f"({record.get('status', '?')}, started {record.get('started', '?')}); pass {how}, "
+            "or choose another --out"
+        )
     names = {rel.split("/", 1)[0] for rel in [*outputs, *record.get("made", [])]} | set(records)
     if file is not None:
         names.add(file.name)
@@ -161,15 +169,21 @@ def check_run_folder(folder: str | os.PathLike[str], files: Iterable[str], *, co
     folder = Path(folder)
     record = read_record(folder)
     if record is None:
-        log.warning("%s: no %s, so labelwise cannot check that its files come from one `%s` run", folder, RECORD_FILE, command)
+        log.warning(
+            "%s: no %s, so labelwise cannot check that its files come from one `%s` run", folder, RECORD_FILE, command
+        )
         return None
     status = record.get("status")
     if status == "running":
-        raise LabelwiseError(f"{folder}: `labelwise {record.get('command')}` is still writing to it (pid {record.get('pid')}); "
-                             "wait for it to finish")
+        raise LabelwiseError(
+            f"{folder}: `labelwise {record.get('command')}` is still writing to it (pid {record.get('pid')}); "
+            "wait for it to finish"
+        )
     if status != "ok":
-        raise LabelwiseError(f"{folder}: left by a `labelwise {record.get('command', '?')}` run that {_ended(status)} "
-                             f"(started {record.get('started', '?')}); rerun it (or resume it) before using the folder")
+        raise LabelwiseError(
+            f"{folder}: left by a `labelwise {record.get('command', '?')}` run that {_ended(status)} "
+            f"(started {record.get('started', '?')}); rerun it (or resume it) before using the folder"
+        )
     written = record.get("files")
     if written is None:
         log.warning("%s: %s lists no files, so labelwise cannot check that they come from one run", folder, RECORD_FILE)
@@ -179,14 +193,19 @@ def check_run_folder(folder: str | os.PathLike[str], files: Iterable[str], *, co
         if not path.is_file():
             continue
         if name not in written:
-            raise LabelwiseError(f"{path}: not written by the `labelwise {record.get('command')}` run of {folder} "
-                                 f"({record.get('started', '?')}); the folder mixes runs: rerun it into a new folder")
+            raise LabelwiseError(
+                f"{path}: not written by the `labelwise {record.get('command')}` run of {folder} "
+                f"({record.get('started', '?')}); the folder mixes runs: rerun it into a new folder"
+            )
         if file_digest(path) != written[name]:
-            raise LabelwiseError(f"{path}: changed since the `labelwise {record.get('command')}` run of "
-                                 f"{record.get('started', '?')} wrote it (or comes from another run); rerun it into a new folder")
+            raise LabelwiseError(
+                f"{path}: changed since the `labelwise {record.get('command')}` run of "
+                f"{record.get('started', '?')} wrote it (or comes from another run); rerun it into a new folder"
+            )
     return record
 
 
 def _ended(status: Any) -> str:
     return {"failed": "failed", "interrupted": "was interrupted", "killed": "was killed before it finished"}.get(
-        str(status), f"ended with status {status!r}")
+        str(status), f"ended with status {status!r}"
+    )

@@ -56,8 +56,9 @@ class Registry(Generic[T]):
     def register(self, obj: T, *, name: str | None = None, description: str = "", **meta: Any) -> T: ...
 
     @overload
-    def register(self, obj: None = None, *, name: str | None = None, description: str = "",
-                 **meta: Any) -> Callable[[T], T]: ...
+    def register(
+        self, obj: None = None, *, name: str | None = None, description: str = "", **meta: Any
+    ) -> Callable[[T], T]: ...
 
     def register(self, obj: Any = None, *, name: str | None = None, description: str = "", **meta: Any) -> Any:
         """Register ``obj`` under ``name`` (default its ``__name__``); without ``obj``, a decorator.
@@ -79,8 +80,9 @@ class Registry(Generic[T]):
     def register_prefix(self, prefix: str, factory: Callable[..., T], *, description: str = "", **meta: Any) -> None:
         """Make every name ``prefix + rest`` an entry: ``get(name)`` calls ``factory(name)``. Listed as
         the pattern ``prefix<name>``."""
-        self._prefixes[prefix] = Entry(f"{prefix}<name>", factory, description or _first_line(factory.__doc__ or ""),
-                                       dict(meta))
+        self._prefixes[prefix] = Entry(
+            f"{prefix}<name>", factory, description or _first_line(factory.__doc__ or ""), dict(meta)
+        )
 
     def names(self) -> list[str]:
         """Every name, patterns (``timm/<name>``) last."""

@@ -43,8 +43,18 @@ from ._records import CONFIG_FILE, LOG_FILE, RECORD_FILE, Run, earlier
 from .errors import LabelwiseError
 
 log = logging.getLogger("labelwise")
-_PACKAGES = ("labelwise", "numpy", "pandas", "scikit-learn", "pillow", "torch", "torchvision", "timm", "cleanlab",
-             "crowd-kit")
+_PACKAGES = (
+    "labelwise",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pillow",
+    "torch",
+    "torchvision",
+    "timm",
+    "cleanlab",
+    "crowd-kit",
+)
 
 
 def versions() -> dict[str, str]:
@@ -125,14 +135,20 @@ def command_run(
     target = resolved(out)
     if single_file:
         if target.is_dir():
-            raise LabelwiseError(f"{out}: is a folder; {command} writes one table: give a file path ending in .csv or .parquet")
+            raise LabelwiseError(
+                f"{out}: is a folder; {command} writes one table: give a file path ending in .csv or .parquet"
+            )
         folder, stem = target.parent, target.stem
     else:
         if target.exists() and not target.is_dir():
             raise LabelwiseError(f"{out}: is a file; --out takes a folder")
         folder, stem = target, ""
     parent = current_scope()
-    scope = parent.child(folder, target if single_file else None) if parent else RunScope(folder, target if single_file else None)
+    scope = (
+        parent.child(folder, target if single_file else None)
+        if parent
+        else RunScope(folder, target if single_file else None)
+    )
     with scoped(scope):
         from ._io import note_images, note_input
 
@@ -162,7 +178,9 @@ def command_run(
             "versions": versions(),
             "arguments": plain(dict(config)),
         }
-        write_text(run.path(CONFIG_FILE), yaml.safe_dump(plain(cli if cli is not None else dict(config)), sort_keys=False))
+        write_text(
+            run.path(CONFIG_FILE), yaml.safe_dump(plain(cli if cli is not None else dict(config)), sort_keys=False)
+        )
         write_json(run.path(RECORD_FILE), record)
         handler = logging.FileHandler(run.path(LOG_FILE), mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -190,9 +208,14 @@ def command_run(
                     aside.drop()
                 own = {run.path(n).name for n in (CONFIG_FILE, RECORD_FILE, LOG_FILE)}
                 files = {k: v for k, v in scope.written.items() if Path(k).name not in own or "/" in k}
-                record.update(status=status, seconds=seconds,
-                              finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              result=plain(run.result), files=dict(sorted(files.items())), made=sorted(scope.made))
+                record.update(
+                    status=status,
+                    seconds=seconds,
+                    finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    result=plain(run.result),
+                    files=dict(sorted(files.items())),
+                    made=sorted(scope.made),
+                )
                 write_json(run.path(RECORD_FILE), record)
                 if parent is not None:
                     parent.adopt(scope)
@@ -225,9 +248,16 @@ def recorded(
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             files, trees = inputs(arguments) if inputs is not None else ([], [])
-            with command_run(arguments.get(out), name, arguments, inputs=files, image_trees=trees,
-                             single_file=single_file, overwrite=bool(arguments.get("overwrite", False)),
-                             resume=bool(arguments.get("resume", False))) as run:
+            with command_run(
+                arguments.get(out),
+                name,
+                arguments,
+                inputs=files,
+                image_trees=trees,
+                single_file=single_file,
+                overwrite=bool(arguments.get("overwrite", False)),
+                resume=bool(arguments.get("resume", False)),
+            ) as run:
                 result = fn(*bound.args, **bound.kwargs)
                 run.result.update(summary_of(result))
             return result

@@ -48,6 +48,4 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(
-            f"{feature} needs the '{module}' package: pip install 'labelwise[{extra}]'"
-        ) from exc
+        raise MissingExtraError(f"{feature} needs the '{module}' package: pip install 'labelwise[{extra}]'") from exc

@@ -48,10 +48,18 @@ def mean_curves(results: pd.DataFrame, *, metric: str = "accuracy") -> pd.DataFr
     parts = []
     for (exp, strat), group in results.groupby(["experiment", "strategy"], sort=False):
         wide = group.pivot_table(index="n_labels", columns="seed", values=metric).sort_index().ffill()
-        parts.append(pd.DataFrame({
-            "experiment": exp, "strategy": strat, "n_labels": wide.index.to_numpy(),
-            "mean": wide.mean(axis=1).to_numpy(), "std": wide.std(axis=1, ddof=0).to_numpy(), "n_seeds": wide.shape[1],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "experiment": exp,
+                    "strategy": strat,
+                    "n_labels": wide.index.to_numpy(),
+                    "mean": wide.mean(axis=1).to_numpy(),
+                    "std": wide.std(axis=1, ddof=0).to_numpy(),
+                    "n_seeds": wide.shape[1],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -91,13 +99,19 @@ def curve_summary(results: pd.DataFrame, *, metric: str = "accuracy", target: fl
         wide = group.pivot_table(index="n_labels", columns="seed", values=metric).sort_index().ffill()
         aucs = [normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns]
         mean = curves[(curves["experiment"] == exp) & (curves["strategy"] == strat)]
-        rows.append({
-            "experiment": exp, "strategy": strat, "n_seeds": wide.shape[1],
-            "auc": round(float(np.mean(aucs)), 4), "auc_std": round(float(np.std(aucs)), 4),
-            "final_n_labels": int(wide.index[-1]), "final": round(float(wide.iloc[-1].mean()), 4),
-            "final_std": round(float(wide.iloc[-1].std(ddof=0)), 4),
-            "labels_to_target": labels_to_reach(mean["n_labels"].to_numpy(), mean["mean"].to_numpy(), target),
-        })
+        rows.append(
+            {
+                "experiment": exp,
+                "strategy": strat,
+                "n_seeds": wide.shape[1],
+                "auc": round(float(np.mean(aucs)), 4),
+                "auc_std": round(float(np.std(aucs)), 4),
+                "final_n_labels": int(wide.index[-1]),
+                "final": round(float(wide.iloc[-1].mean()), 4),
+                "final_std": round(float(wide.iloc[-1].std(ddof=0)), 4),
+                "labels_to_target": labels_to_reach(mean["n_labels"].to_numpy(), mean["mean"].to_numpy(), target),
+            }
+        )
     return pd.DataFrame(rows).sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -120,8 +134,9 @@ def plot_curves(
     return draw_curves(frame, Path(out), metric=metric, target=target, html=html)
 
 
-def draw_curves(frame: pd.DataFrame, out: Path, *, metric: str = "accuracy", target: float = DEFAULT_TARGET,
-                html: bool = True) -> pd.DataFrame:
+def draw_curves(
+    frame: pd.DataFrame, out: Path, *, metric: str = "accuracy", target: float = DEFAULT_TARGET, html: bool = True
+) -> pd.DataFrame:
     """The outputs of :func:`plot_curves` for a results table, written into ``out``."""
     from ..report import Report
 

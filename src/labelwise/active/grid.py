@@ -112,7 +112,9 @@ def expand_grid(grid: Mapping[str, Any], base: Mapping[str, Any] | None = None) 
         axes = {key: _as_list(merged[key]) for key in AXES}
         axes.update({key: value for key, value in merged.items() if key not in AXES and isinstance(value, list)})
         # Axes other than strategy and seed become part of the experiment's name.
-        varying = [AXES.get(key, key) for key, values in axes.items() if key not in ("strategies", "seeds") and len(values) > 1]
+        varying = [
+            AXES.get(key, key) for key, values in axes.items() if key not in ("strategies", "seeds") and len(values) > 1
+        ]
         for combo in itertools.product(*axes.values()):
             run = {**merged, **dict(zip(axes, combo))}
             for plural, single in AXES.items():

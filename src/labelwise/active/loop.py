@@ -113,8 +113,17 @@ def run_loop(
     for r in range(rounds + 1):
         t0 = time.perf_counter()
         if r > 0:
-            chosen = select(embeddings, labels, min(n_new, int((labels < 0).sum())), strategy=strategy, model=fitted,
-                            inputs=inputs, n_classes=k, batch_size=batch_size, random_state=int(rng.integers(2**31 - 1)))
+            chosen = select(
+                embeddings,
+                labels,
+                min(n_new, int((labels < 0).sum())),
+                strategy=strategy,
+                model=fitted,
+                inputs=inputs,
+                n_classes=k,
+                batch_size=batch_size,
+                random_state=int(rng.integers(2**31 - 1)),
+            )
             labels[chosen.rows] = y[chosen.rows]
             picks.append(pd.DataFrame({"round": r, "row": chosen.rows}))
         options = dict(model_options or {})
@@ -122,10 +131,24 @@ def run_loop(
         fitted.fit(x_fit, labels)
         pred = fitted.predict_proba(x_test).argmax(1)
         acc = float(accuracy_score(y_test, pred))
-        rows.append({"round": r, "n_labels": int((labels >= 0).sum()), "accuracy": acc,
-                     "balanced_accuracy": float(balanced_accuracy_score(y_test, pred)),
-                     "seconds": round(time.perf_counter() - t0, 3)})
-        log.info("%s/%s seed %d round %d: %d labels, accuracy %.4f", strategy, model, random_state, r, rows[-1]["n_labels"], acc)
+        rows.append(
+            {
+                "round": r,
+                "n_labels": int((labels >= 0).sum()),
+                "accuracy": acc,
+                "balanced_accuracy": float(balanced_accuracy_score(y_test, pred)),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
+        log.info(
+            "%s/%s seed %d round %d: %d labels, accuracy %.4f",
+            strategy,
+            model,
+            random_state,
+            r,
+            rows[-1]["n_labels"],
+            acc,
+        )
         if acc > best + 1e-12:
             best, stale = acc, 0
         else:

@@ -49,8 +49,9 @@ from ..train.models import MODELS as _TRAIN_MODELS
 log = logging.getLogger("labelwise")
 
 # The pretrained networks of `train` (every fixed-name model on pixels but the cnn): fine-tuned in the loop.
-PRETRAINED = tuple(n for n in _TRAIN_MODELS.names() if "<" not in n and n != "cnn"
-                   and _TRAIN_MODELS.get(n).input == "pixels")
+PRETRAINED = tuple(
+    n for n in _TRAIN_MODELS.names() if "<" not in n and n != "cnn" and _TRAIN_MODELS.get(n).input == "pixels"
+)
 SEMI_SUPERVISED = ("spreading_logreg", "spreading")  # models that use the unlabeled rows themselves
 NEURAL = ("linear", "mlp", "cnn", *PRETRAINED)
 
@@ -121,8 +122,15 @@ class SpreadingModel(LoopModel):
     (:func:`labelwise.semi.spreading.fit_spreading`, shared with pseudo-labeling). New rows
     get the similarity-weighted distribution of their ``k`` nearest fitted rows."""
 
-    def __init__(self, n_classes: int, *, k: int = SPREAD_NEIGHBORS, alpha: float = SPREAD_ALPHA,
-                 power: float = SPREAD_POWER, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        k: int = SPREAD_NEIGHBORS,
+        alpha: float = SPREAD_ALPHA,
+        power: float = SPREAD_POWER,
+        random_state: int = 0,
+    ) -> None:
         super().__init__(n_classes, random_state=random_state)
         self.k, self.alpha, self.power = k, alpha, power
 
@@ -170,8 +178,18 @@ class NeuralModel(LoopModel):
     """A labelwise torch model (:class:`~labelwise.train.NeuralClassifier`): ``linear``
     or ``mlp`` on embeddings, ``cnn`` on uint8 images."""
 
-    def __init__(self, n_classes: int, *, model: str = "mlp", epochs: int = 30, augment: str = "none",
-                 flip: bool = False, weights: Any = None, device: str = "cpu", random_state: int = 0) -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        model: str = "mlp",
+        epochs: int = 30,
+        augment: str = "none",
+        flip: bool = False,
+        weights: Any = None,
+        device: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
         super().__init__(n_classes, random_state=random_state)
         self.model, self.epochs, self.augment, self.flip = model, epochs, augment, flip
         self.weights, self.device = weights, device
@@ -184,8 +202,16 @@ class NeuralModel(LoopModel):
         from ..train import NeuralClassifier
 
         keep = y >= 0
-        self.clf_ = NeuralClassifier(self.model, n_classes=self.n_classes, epochs=self.epochs, augment=self.augment,
-                                     flip=self.flip, weights=self.weights, device=self.device, random_state=self.random_state)
+        self.clf_ = NeuralClassifier(
+            self.model,
+            n_classes=self.n_classes,
+            epochs=self.epochs,
+            augment=self.augment,
+            flip=self.flip,
+            weights=self.weights,
+            device=self.device,
+            random_state=self.random_state,
+        )
         self.clf_.fit(X[keep], y[keep], sample_weight=None if sample_weight is None else sample_weight[keep])
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
@@ -215,8 +241,14 @@ class PseudoLabeled(LoopModel):
     n_pseudo_ : unlabeled rows trained on.
     """
 
-    def __init__(self, base: LoopModel, *, threshold: float = PSEUDO_THRESHOLD, embeddings: np.ndarray | None = None,
-                 blend: bool = False) -> None:
+    def __init__(
+        self,
+        base: LoopModel,
+        *,
+        threshold: float = PSEUDO_THRESHOLD,
+        embeddings: np.ndarray | None = None,
+        blend: bool = False,
+    ) -> None:
         super().__init__(base.n_classes, random_state=base.random_state)
         if blend and embeddings is not None:
             raise LabelwiseError("blend needs a base model on the embeddings that the spreading uses")
@@ -252,8 +284,9 @@ class PseudoLabeled(LoopModel):
         return self.base.mc_samples(X, n_samples=n_samples, random_state=random_state)  # type: ignore[attr-defined]
 
 
-def mc_dropout_proba(clf: Any, X: np.ndarray, *, n_samples: int = 20, random_state: int = 0,
-                     batch_size: int | None = None) -> np.ndarray:
+def mc_dropout_proba(
+    clf: Any, X: np.ndarray, *, n_samples: int = 20, random_state: int = 0, batch_size: int | None = None
+) -> np.ndarray:
     """Monte Carlo dropout: ``(n_samples, len(X), n_classes)`` probabilities of a fitted
     :class:`~labelwise.train.NeuralClassifier` with its dropout layers kept on.
 
@@ -270,7 +303,13 @@ def mc_dropout_proba(clf: Any, X: np.ndarray, *, n_samples: int = 20, random_sta
     for t in range(n_samples):
         masks: dict[int, torch.Tensor] = {}
 
-        def keep_on(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor, _t: int = t) -> torch.Tensor:
+        def keep_on(
+            module: torch.nn.Module,
+            inputs: tuple[torch.Tensor, ...],
+            output: torch.Tensor,
+            _t: int = t,
+            masks: dict[int, torch.Tensor] = masks,
+        ) -> torch.Tensor:
             layer = drops.index(module)  # type: ignore[arg-type]
             if layer not in masks:
                 gen = torch.Generator().manual_seed((random_state * 1_000_003 + _t * 7919 + layer) % (2**63 - 1))
@@ -313,21 +352,38 @@ def register_loop_model(name: str, input: str, build: Callable[..., LoopModel], 
 _register = register_loop_model
 
 
-_register("spreading_logreg", "embedding",
-          lambda n, **kw: PseudoLabeled(LogRegModel(n, random_state=kw["random_state"]), blend=True),
-          "mean of label spreading and a logistic regression on the labels and the spread pseudo-labels "
-          "(semi-supervised; default)")
-_register("spreading", "embedding", lambda n, **kw: SpreadingModel(n, random_state=kw["random_state"]),
-          "label spreading over a cosine kNN graph of the pool (semi-supervised)")
-_register("logreg", "embedding", lambda n, **kw: LogRegModel(n, random_state=kw["random_state"]),
-          "logistic regression on standardised embeddings")
-for _name, _input, _text in (("linear", "embedding", "labelwise linear head on embeddings (torch)"),
-                             ("mlp", "embedding", "labelwise one-hidden-layer head with dropout on embeddings (torch; MC dropout)"),
-                             ("cnn", "pixels", "labelwise small CNN on the pixels (torch; slow on CPU)")):
+_register(
+    "spreading_logreg",
+    "embedding",
+    lambda n, **kw: PseudoLabeled(LogRegModel(n, random_state=kw["random_state"]), blend=True),
+    "mean of label spreading and a logistic regression on the labels and the spread pseudo-labels "
+    "(semi-supervised; default)",
+)
+_register(
+    "spreading",
+    "embedding",
+    lambda n, **kw: SpreadingModel(n, random_state=kw["random_state"]),
+    "label spreading over a cosine kNN graph of the pool (semi-supervised)",
+)
+_register(
+    "logreg",
+    "embedding",
+    lambda n, **kw: LogRegModel(n, random_state=kw["random_state"]),
+    "logistic regression on standardised embeddings",
+)
+for _name, _input, _text in (
+    ("linear", "embedding", "labelwise linear head on embeddings (torch)"),
+    ("mlp", "embedding", "labelwise one-hidden-layer head with dropout on embeddings (torch; MC dropout)"),
+    ("cnn", "pixels", "labelwise small CNN on the pixels (torch; slow on CPU)"),
+):
     _register(_name, _input, lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw), _text)
 for _name in PRETRAINED:
-    _register(_name, "pixels", lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw),
-              f"{_name} fine-tuned on the pixels, from its pretrained weights with --pretrained (torch; slow on CPU)")
+    _register(
+        _name,
+        "pixels",
+        lambda n, _m=_name, **kw: NeuralModel(n, model=_m, **kw),
+        f"{_name} fine-tuned on the pixels, from its pretrained weights with --pretrained (torch; slow on CPU)",
+    )
 
 
 def list_loop_models() -> list[str]:
@@ -362,8 +418,12 @@ def make_model(
     info = get_loop_model(name)
     kwargs: dict[str, Any] = {"random_state": random_state}
     if name in NEURAL:
-        kwargs.update(epochs=epochs, augment=augment if info.input == "pixels" else "none", device=device,
-                      weights="hub" if pretrained and name in PRETRAINED else None)
+        kwargs.update(
+            epochs=epochs,
+            augment=augment if info.input == "pixels" else "none",
+            device=device,
+            weights="hub" if pretrained and name in PRETRAINED else None,
+        )
     model = info.build(n_classes, **kwargs)
     if semi and name not in SEMI_SUPERVISED:
         if info.input != "embedding" and embeddings is None:

@@ -101,28 +101,59 @@ def query(
     labels = Dataset(table, ds.classes).label_indices().to_numpy()
     unknown = ~unlabeled & (labels < 0)
     if unknown.any():
-        raise LabelwiseError(f"{where}: label {table.loc[unknown, 'label'].iloc[0]!r} (sample "
-                             f"{table.loc[unknown, 'sample_id'].iloc[0]!r}) is not in the class list ({', '.join(ds.classes[:10])})")
+        raise LabelwiseError(
+            f"{where}: label {table.loc[unknown, 'label'].iloc[0]!r} (sample "
+            f"{table.loc[unknown, 'sample_id'].iloc[0]!r}) is not in the class list ({', '.join(ds.classes[:10])})"
+        )
     pool = Dataset(table, ds.classes, source=ds.source)
-    embeddings = embed(pool, backbone=backbone, size=size, weights=weights, pca=pca, cache_dir=cache_dir,
-                       device=device, random_state=random_state)
+    embeddings = embed(
+        pool,
+        backbone=backbone,
+        size=size,
+        weights=weights,
+        pca=pca,
+        cache_dir=cache_dir,
+        device=device,
+        random_state=random_state,
+    )
     inputs = pixels_of(pool, model, n_jobs=n_jobs) if info_model.input == "pixels" else None
     fitted = None
     if (labels >= 0).any():
-        fitted = make_model(model, len(ds.classes), semi=semi, epochs=epochs, pretrained=pretrained, device=device,
-                            embeddings=embeddings, random_state=random_state)
+        fitted = make_model(
+            model,
+            len(ds.classes),
+            semi=semi,
+            epochs=epochs,
+            pretrained=pretrained,
+            device=device,
+            embeddings=embeddings,
+            random_state=random_state,
+        )
         fitted.fit(embeddings if inputs is None else inputs, labels)
     elif get_strategy(strategy).needs_model:
-        raise LabelwiseError(f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)")
-    picked = select(embeddings, labels, n, strategy=strategy, model=fitted, inputs=inputs, n_classes=len(ds.classes),
-                    batch_size=batch_size, random_state=random_state)
+        raise LabelwiseError(
+            f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)"
+        )
+    picked = select(
+        embeddings,
+        labels,
+        n,
+        strategy=strategy,
+        model=fitted,
+        inputs=inputs,
+        n_classes=len(ds.classes),
+        batch_size=batch_size,
+        random_state=random_state,
+    )
     rows = picked.rows
-    result = pd.DataFrame({
-        "rank": np.arange(1, len(rows) + 1),
-        "sample_id": table["sample_id"].to_numpy()[rows],
-        "path": table["path"].to_numpy()[rows],
-        "score": np.round(picked.scores, 6),
-    })
+    result = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "sample_id": table["sample_id"].to_numpy()[rows],
+            "path": table["path"].to_numpy()[rows],
+            "score": np.round(picked.scores, 6),
+        }
+    )
     if fitted is not None:
         probs = fitted.proba_rows(rows)
         result["predicted_label"] = np.asarray(ds.classes, dtype=object)[probs.argmax(1)]
@@ -133,9 +164,16 @@ def query(
     semi = semi and model not in SEMI_SUPERVISED
     version = f"labelwise-{strategy}-{model}{'-semi' if semi else ''}-{backbone}{f'-pca{pca}' if pca else ''}"
     info = {
-        "n_picked": len(result), "n_unlabeled": int(unlabeled.sum()), "n_labeled": int((labels >= 0).sum()),
-        "strategy": strategy, "model": model, "semi": semi, "backbone": backbone, "pca": pca,
-        "model_version": version, "seconds": round(time.perf_counter() - t0, 2),
+        "n_picked": len(result),
+        "n_unlabeled": int(unlabeled.sum()),
+        "n_labeled": int((labels >= 0).sum()),
+        "strategy": strategy,
+        "model": model,
+        "semi": semi,
+        "backbone": backbone,
+        "pca": pca,
+        "model_version": version,
+        "seconds": round(time.perf_counter() - t0, 2),
     }
     if out is not None:
         _write(Path(out), result, ds.classes, info, root=root, url_prefix=url_prefix, html=html)
@@ -154,16 +192,30 @@ def pixels_of(ds: Dataset, model: str = "cnn", *, n_jobs: int = 2) -> np.ndarray
     return load_pixels(ds.table["path"].tolist(), size, spec.channels or infer_channels(ds.table), n_jobs=n_jobs)
 
 
-def _write(out: Path, result: pd.DataFrame, classes: list[str], info: dict[str, Any], *, root: Any,
-           url_prefix: str | None, html: bool) -> None:
+def _write(
+    out: Path,
+    result: pd.DataFrame,
+    classes: list[str],
+    info: dict[str, Any],
+    *,
+    root: Any,
+    url_prefix: str | None,
+    html: bool,
+) -> None:
     from ..formats.labeling import label_studio_tasks, labeling_config
     from ..report import Report
 
     write_table(out / "query.csv", result)
     ls = result.rename(columns={"score": "al_score", "rank": "al_rank"})
-    tasks = label_studio_tasks(ls, root=root, url_prefix=url_prefix, prediction_col="predicted_label",
-                               score_col="probability", data_cols=("al_rank", "al_score"),
-                               model_version=info["model_version"])
+    tasks = label_studio_tasks(
+        ls,
+        root=root,
+        url_prefix=url_prefix,
+        prediction_col="predicted_label",
+        score_col="probability",
+        data_cols=("al_rank", "al_score"),
+        model_version=info["model_version"],
+    )
     write_json(out / "label_studio_tasks.json", tasks)
     write_text(out / "labeling_config.xml", labeling_config(classes))
     rep = Report("labelwise query")
@@ -171,8 +223,10 @@ def _write(out: Path, result: pd.DataFrame, classes: list[str], info: dict[str, 
         f"{info['n_picked']} of {info['n_unlabeled']} unlabeled images chosen by `{info['strategy']}` "
         f"(model `{info['model']}` on `{info['backbone']}` embeddings, fitted on {info['n_labeled']} labels)."
     )
-    rep.paragraph("Label them in this order: `query.csv`, or import `label_studio_tasks.json` into Label Studio "
-                  "(sort by `al_rank`; the model's guess is a pre-annotation).")
+    rep.paragraph(
+        "Label them in this order: `query.csv`, or import `label_studio_tasks.json` into Label Studio "
+        "(sort by `al_rank`; the model's guess is a pre-annotation)."
+    )
     rep.heading("First picks")
     rep.table(result.head(20), max_rows=20, note_file="query.csv")
     rep.write(out / "report.md", html=html)

@@ -28,8 +28,22 @@ from .strategies import get_strategy
 
 log = logging.getLogger("labelwise")
 
-EXPERIMENT_COLUMNS = ("experiment", "model", "backbone", "pca", "semi", "pretrained", "start", "n_start", "per_class", "n_new",
-                      "rounds", "patience", "epochs", "augment")
+EXPERIMENT_COLUMNS = (
+    "experiment",
+    "model",
+    "backbone",
+    "pca",
+    "semi",
+    "pretrained",
+    "start",
+    "n_start",
+    "per_class",
+    "n_new",
+    "rounds",
+    "patience",
+    "epochs",
+    "augment",
+)
 
 
 @dataclass
@@ -102,13 +116,29 @@ def simulate(
     :func:`~labelwise.active.curves.plot_curves`) and ``report.md``.
     """
     t0 = time.perf_counter()
-    strategies, models, backbones = (_names(v, n) for v, n in ((strategies, "strategies"), (models, "models"),
-                                                              (backbones, "backbones")))
+    strategies, models, backbones = (
+        _names(v, n) for v, n in ((strategies, "strategies"), (models, "models"), (backbones, "backbones"))
+    )
     seeds = _seeds(seeds)
-    given = {"strategies": strategies, "models": models, "backbones": backbones, "seeds": seeds, "n_start": n_start,
-             "per_class": per_class, "start": start, "n_new": n_new, "rounds": rounds, "patience": patience,
-             "epochs": epochs, "semi": semi, "augment": augment, "pretrained": pretrained, "weights": weights,
-             "size": size, "pca": pca}
+    given = {
+        "strategies": strategies,
+        "models": models,
+        "backbones": backbones,
+        "seeds": seeds,
+        "n_start": n_start,
+        "per_class": per_class,
+        "start": start,
+        "n_new": n_new,
+        "rounds": rounds,
+        "patience": patience,
+        "epochs": epochs,
+        "semi": semi,
+        "augment": augment,
+        "pretrained": pretrained,
+        "weights": weights,
+        "size": size,
+        "pca": pca,
+    }
     base = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None}
     if backbones is None:
         from ..features import default_backbone
@@ -139,25 +169,65 @@ def simulate(
             if run["model"] not in pixels:
                 pixels[run["model"]] = pixels_of(both, run["model"], n_jobs=n_jobs)
             images = pixels[run["model"]]
-            inputs, test_inputs = images[: len(pool)], images[len(pool):]
-        options = {"epochs": run["epochs"], "augment": run["augment"], "device": device, "pretrained": bool(run["pretrained"])}
-        loop = run_loop(Z[: len(pool)], y_pool, Z[len(pool):], y_test, strategy=run["strategy"], model=run["model"],
-                        semi=bool(run["semi"]), n_start=int(run["n_start"]), start=run["start"],
-                        per_class=bool(run["per_class"]), n_new=int(run["n_new"]), rounds=int(run["rounds"]),
-                        patience=run["patience"], n_classes=len(ds.classes), inputs=inputs, test_inputs=test_inputs,
-                        model_options=options, random_state=int(run["seed"]))
+            inputs, test_inputs = images[: len(pool)], images[len(pool) :]
+        options = {
+            "epochs": run["epochs"],
+            "augment": run["augment"],
+            "device": device,
+            "pretrained": bool(run["pretrained"]),
+        }
+        loop = run_loop(
+            Z[: len(pool)],
+            y_pool,
+            Z[len(pool) :],
+            y_test,
+            strategy=run["strategy"],
+            model=run["model"],
+            semi=bool(run["semi"]),
+            n_start=int(run["n_start"]),
+            start=run["start"],
+            per_class=bool(run["per_class"]),
+            n_new=int(run["n_new"]),
+            rounds=int(run["rounds"]),
+            patience=run["patience"],
+            n_classes=len(ds.classes),
+            inputs=inputs,
+            test_inputs=test_inputs,
+            model_options=options,
+            random_state=int(run["seed"]),
+        )
         tag = {"experiment": run["experiment"], "strategy": run["strategy"], "seed": int(run["seed"])}
         results.append(loop.rounds.assign(**tag))
-        picks.append(pd.DataFrame({**tag, "round": loop.picks["round"],
-                                   "sample_id": pool["sample_id"].to_numpy()[loop.picks["row"].to_numpy()]}))
+        picks.append(
+            pd.DataFrame(
+                {
+                    **tag,
+                    "round": loop.picks["round"],
+                    "sample_id": pool["sample_id"].to_numpy()[loop.picks["row"].to_numpy()],
+                }
+            )
+        )
         last = loop.rounds.iloc[-1]
-        log.info("run %d/%d %s · %s · seed %s: %d labels, accuracy %.4f", i, len(runs), run["experiment"],
-                 run["strategy"], run["seed"], last["n_labels"], last["accuracy"])
+        log.info(
+            "run %d/%d %s · %s · seed %s: %d labels, accuracy %.4f",
+            i,
+            len(runs),
+            run["experiment"],
+            run["strategy"],
+            run["seed"],
+            last["n_labels"],
+            last["accuracy"],
+        )
     table = pd.concat(results, ignore_index=True)
     table = table[[*RESULT_COLUMNS, "seconds"]]
     picks_table = pd.concat(picks, ignore_index=True)
     summary = curve_summary(table, target=target)
-    info = {"n_pool": len(pool), "n_test": len(test), "n_runs": len(runs), "seconds": round(time.perf_counter() - t0, 1)}
+    info = {
+        "n_pool": len(pool),
+        "n_test": len(test),
+        "n_runs": len(runs),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     if out is not None:
         out = Path(out)
         write_table(out / "results.csv", table)
@@ -229,19 +299,30 @@ def _pool_and_test(ds: Dataset, test_pct: float, seed: int) -> tuple[pd.DataFram
 
         counts = labeled["label"].value_counts()
         stratify = labeled["label"] if counts.min() >= 2 else None
-        _, test_idx = train_test_split(np.arange(len(labeled)), test_size=test_pct, stratify=stratify, random_state=seed)
+        _, test_idx = train_test_split(
+            np.arange(len(labeled)), test_size=test_pct, stratify=stratify, random_state=seed
+        )
         is_test = np.isin(np.arange(len(labeled)), test_idx)
     pool, test = labeled[~is_test].reset_index(drop=True), labeled[is_test].reset_index(drop=True)
     if len(pool) < 2 or len(test) < 1:
         raise LabelwiseError(f"{where}: {len(pool)} pool and {len(test)} test images are too few to simulate")
     if pool["label"].nunique() < 2:
-        raise LabelwiseError(f"{where}: only class {pool['label'].iloc[0]!r} has labeled images in the pool; a simulation "
-                             "needs at least two classes (with one, every model scores 1.0)")
+        raise LabelwiseError(
+            f"{where}: only class {pool['label'].iloc[0]!r} has labeled images in the pool; a simulation "
+            "needs at least two classes (with one, every model scores 1.0)"
+        )
     return pool, test
 
 
 def _embed(ds: Dataset, run: Mapping[str, Any], *, cache_dir: Any, device: str) -> np.ndarray:
     from ..features import embed
 
-    return embed(ds, backbone=run["backbone"], size=run["size"], weights=run["weights"], pca=run["pca"],
-                 cache_dir=cache_dir, device=device)
+    return embed(
+        ds,
+        backbone=run["backbone"],
+        size=run["size"],
+        weights=run["weights"],
+        pca=run["pca"],
+        cache_dir=cache_dir,
+        device=device,
+    )

@@ -87,7 +87,9 @@ class Pool:
         """The model in the loop; the default one, fitted on the labels, when none was given."""
         if self.model is None:
             if not len(self.labeled):
-                raise LabelwiseError("this strategy needs labeled images to fit a model; start with 'typiclust' or 'random'")
+                raise LabelwiseError(
+                    "this strategy needs labeled images to fit a model; start with 'typiclust' or 'random'"
+                )
             self.model = make_model(DEFAULT_MODEL, self.n_classes, random_state=self.random_state)
             self.model.fit(self.model_inputs, self.labels)
         return self.model
@@ -188,13 +190,19 @@ def select(
     embeddings = np.asarray(embeddings)
     labels = np.asarray(labels, dtype=np.int64)
     if embeddings.ndim != 2 or len(embeddings) != len(labels):
-        raise LabelwiseError(f"embeddings must be (n, d) with one row per label; got {embeddings.shape} for {len(labels)} labels")
+        raise LabelwiseError(
+            f"embeddings must be (n, d) with one row per label; got {embeddings.shape} for {len(labels)} labels"
+        )
     if n_classes is None:
         n_classes = model.n_classes if model is not None else max(int(labels.max()) + 1, 1)
-    pool = Pool(embeddings, labels, int(n_classes), model=model, inputs=inputs, batch_size=batch_size, random_state=random_state)
+    pool = Pool(
+        embeddings, labels, int(n_classes), model=model, inputs=inputs, batch_size=batch_size, random_state=random_state
+    )
     check_budget(n, len(pool.candidates))
     if info.needs_model and not len(pool.labeled):
-        raise LabelwiseError(f"strategy {strategy!r} needs labeled images to fit a model; start with 'typiclust' or 'random'")
+        raise LabelwiseError(
+            f"strategy {strategy!r} needs labeled images to fit a model; start with 'typiclust' or 'random'"
+        )
     rows, scores = info.fn(pool, n, np.random.default_rng(random_state))
     rows = np.asarray(rows, dtype=np.int64)
     if len(np.unique(rows)) != len(rows) or (labels[rows] >= 0).any():
@@ -228,25 +236,37 @@ for _name, _score, _text in (
     register_strategy(_name, needs_model=True, description=f"{_text}; near-duplicates skipped")(_uncertainty(_score))
 
 
-@register_strategy("diverse_margin", needs_model=True,
-                   description="margin with diversity: the 10×n most uncertain, clustered into n groups, best of each")
+@register_strategy(
+    "diverse_margin",
+    needs_model=True,
+    description="margin with diversity: the 10×n most uncertain, clustered into n groups, best of each",
+)
 def _diverse_margin(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return cluster_top(pool.candidate_scores(margin_scores), pool.embeddings, pool.candidates, n, rng=rng)
 
 
-@register_strategy("bald", needs_model=True,
-                   description="BALD: mutual information of Monte Carlo dropout samples (an mlp head when the model has no dropout)")
+@register_strategy(
+    "bald",
+    needs_model=True,
+    description="BALD: mutual information of Monte Carlo dropout samples (an mlp head when the model has no dropout)",
+)
 def _bald(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     model = pool.fitted_model()
     inputs = pool.model_inputs
     if not model.has_dropout:  # sample an mlp head on the embeddings instead
-        model = make_model("mlp", pool.n_classes, random_state=int(rng.integers(2**31 - 1))).fit(pool.embeddings, pool.labels)
+        model = make_model("mlp", pool.n_classes, random_state=int(rng.integers(2**31 - 1))).fit(
+            pool.embeddings, pool.labels
+        )
         inputs = pool.embeddings
     seed = int(rng.integers(2**31 - 1))
     cand = pool.candidates
     sampler = model.mc_samples  # type: ignore[attr-defined]
-    scores = stream_scores(lambda r: sampler(inputs[cand[r]], n_samples=MC_SAMPLES, random_state=seed), len(cand),
-                           bald_scores, batch_size=pool.batch_size)
+    scores = stream_scores(
+        lambda r: sampler(inputs[cand[r]], n_samples=MC_SAMPLES, random_state=seed),
+        len(cand),
+        bald_scores,
+        batch_size=pool.batch_size,
+    )
     return top_distinct(scores, pool.embeddings, cand, n, rng=rng)
 
 
@@ -255,8 +275,9 @@ def _coreset(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, 
     return k_center_greedy(pool.embeddings, pool.labeled, pool.candidates, n, rng=rng)
 
 
-@register_strategy("badge", needs_model=True,
-                   description="BADGE: k-means++ seeding on gradient embeddings (uncertain and diverse)")
+@register_strategy(
+    "badge", needs_model=True, description="BADGE: k-means++ seeding on gradient embeddings (uncertain and diverse)"
+)
 def _badge(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     model, cand, inputs = pool.fitted_model(), pool.candidates, pool.model_inputs
     residuals = np.empty((len(cand), pool.n_classes))
@@ -271,14 +292,20 @@ def _badge(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return badge_seeding(residuals, features, cand, n, rng=rng)
 
 
-@register_strategy("typiclust", needs_model=False,
-                   description="TypiClust (cold start): the most typical image of the largest clusters without labels")
+@register_strategy(
+    "typiclust",
+    needs_model=False,
+    description="TypiClust (cold start): the most typical image of the largest clusters without labels",
+)
 def _typiclust(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return typiclust(pool.embeddings, pool.labeled, pool.candidates, n, rng=rng)
 
 
-@register_strategy("auto", needs_model=False,
-                   description=f"default: typiclust below {AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin")
+@register_strategy(
+    "auto",
+    needs_model=False,
+    description=f"default: typiclust below {AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin",
+)
 def _auto(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if len(pool.labeled) < AUTO_TYPICLUST_PER_CLASS * max(pool.n_classes, 1):
         return _typiclust(pool, n, rng)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Optional, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 import yaml
@@ -52,8 +52,14 @@ def error_line(message: str) -> None:
 class Group(TyperGroup):
     """The ``labelwise`` group: click's errors become one line (exit 2), SIGTERM acts as Ctrl-C."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,  # type: ignore[override]
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         previous = _terminate_as_interrupt()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -145,7 +151,7 @@ def user_errors() -> Iterator[None]:
 # ---------------------------------------------------------------- --config
 
 
-def load_config(ctx: typer.Context, param: Any, value: Optional[Path]) -> Optional[Path]:
+def load_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | None:
     """Eager callback: a YAML mapping of option names becomes the command's defaults.
 
     Flags given on the command line still win; an unknown key is an error naming it.
@@ -166,7 +172,9 @@ def load_config(ctx: typer.Context, param: Any, value: Optional[Path]) -> Option
     resolved = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(k for k in resolved if k not in names)
     if unknown:
-        raise typer.BadParameter(f"{value}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
+        raise typer.BadParameter(
+            f"{value}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
     ctx.default_map = {**(ctx.default_map or {}), **resolved}
     ctx.meta[CONFIG_META] = str(value)
     return value
@@ -175,26 +183,44 @@ def load_config(ctx: typer.Context, param: Any, value: Optional[Path]) -> Option
 # ---------------------------------------------------------------- shared options
 
 Config = Annotated[
-    Optional[Path],
-    typer.Option("--config", help="YAML file of option values (keys as option names); flags on the command line win.",
-                 is_eager=True, callback=load_config, dir_okay=False),
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML file of option values (keys as option names); flags on the command line win.",
+        is_eager=True,
+        callback=load_config,
+        dir_okay=False,
+    ),
 ]
 Data = Annotated[
     Path,
-    typer.Argument(metavar="DATA", show_default=False,
-                   help="Image folder (root/<class>/...), CSV/TSV of file names and labels, ordered label .txt, .npz, "
-                        "or a labelwise table (.csv/.parquet)."),
+    typer.Argument(
+        metavar="DATA",
+        show_default=False,
+        help="Image folder (root/<class>/...), CSV/TSV of file names and labels, ordered label .txt, .npz, "
+        "or a labelwise table (.csv/.parquet).",
+    ),
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the results of an earlier run in --out (they are removed as a whole).")]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace the results of an earlier run in --out (they are removed as a whole)."),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Threads for reading and checking images.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 Html = Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")]
-CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Embedding cache (default $LABELWISE_CACHE_DIR or ~/.cache/labelwise).")]
-Size = Annotated[Optional[int], typer.Option("--size", min=1, help="Input side in pixels (default per backbone or model).")]
-Weights = Annotated[Optional[Path], typer.Option("--weights", help="Weights file (a state_dict) for the backbone or network.")]
-Pca = Annotated[Optional[int], typer.Option("--pca", min=1, help="Reduce the embeddings to N principal components.")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per batch (default per model).")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Embedding cache (default $LABELWISE_CACHE_DIR or ~/.cache/labelwise)."),
+]
+Size = Annotated[
+    int | None, typer.Option("--size", min=1, help="Input side in pixels (default per backbone or model).")
+]
+Weights = Annotated[
+    Path | None, typer.Option("--weights", help="Weights file (a state_dict) for the backbone or network.")
+]
+Pca = Annotated[int | None, typer.Option("--pca", min=1, help="Reduce the embeddings to N principal components.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per batch (default per model).")]
 
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
@@ -203,7 +229,7 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 def backbone_option(help: str) -> Any:
     from ..features.backbones import BACKBONES
 
-    return Annotated[Optional[str], typer.Option("--backbone", "-b", help=BACKBONES.help(help))]
+    return Annotated[str | None, typer.Option("--backbone", "-b", help=BACKBONES.help(help))]
 
 
 def print_kind(kind: str) -> None:
@@ -224,18 +250,69 @@ def choice_help(kind: str, lead: str) -> str:
 # ---------------------------------------------------------------- dataset-reading options
 
 _READ_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("images", Annotated[Optional[Path], typer.Option("--images", help="Image folder for a CSV (paths relative to it) or an ordered label .txt.")], None),
-    ("unlabeled", Annotated[Optional[Path], typer.Option("--unlabeled", help="Extra folder of unlabeled images.")], None),
-    ("filename_col", Annotated[Optional[str], typer.Option("--filename-col", help="CSV column (name or 0-based position) of file names.")], None),
-    ("label_col", Annotated[Optional[str], typer.Option("--label-col", help="CSV column (name or position) of labels.")], None),
-    ("split_col", Annotated[Optional[str], typer.Option("--split-col", help="CSV column with split names or is_valid booleans.")], None),
+    (
+        "images",
+        Annotated[
+            Path | None,
+            typer.Option("--images", help="Image folder for a CSV (paths relative to it) or an ordered label .txt."),
+        ],
+        None,
+    ),
+    ("unlabeled", Annotated[Path | None, typer.Option("--unlabeled", help="Extra folder of unlabeled images.")], None),
+    (
+        "filename_col",
+        Annotated[
+            str | None, typer.Option("--filename-col", help="CSV column (name or 0-based position) of file names.")
+        ],
+        None,
+    ),
+    (
+        "label_col",
+        Annotated[str | None, typer.Option("--label-col", help="CSV column (name or position) of labels.")],
+        None,
+    ),
+    (
+        "split_col",
+        Annotated[str | None, typer.Option("--split-col", help="CSV column with split names or is_valid booleans.")],
+        None,
+    ),
     ("suffix", Annotated[str, typer.Option("--suffix", help="Appended to CSV file names (e.g. .jpg).")], ""),
-    ("labels_key", Annotated[Optional[str], typer.Option("--labels-key", help="Array of labels in an .npz (default: labels/y).")], None),
-    ("classes", Annotated[Optional[Path], typer.Option("--classes", help="classes.json fixing the class list and order.")], None),
-    ("max_pixels", Annotated[Optional[int], typer.Option("--max-pixels", min=0, help="Largest image in pixels (default Pillow's 178,956,970; 0: no limit); larger ones are problems.")], None),
-    ("allow_outside_root", Annotated[bool, typer.Option("--allow-outside-root", help="Keep CSV rows whose file lies outside the image root (left out and listed as problems by default).")], False),
+    (
+        "labels_key",
+        Annotated[str | None, typer.Option("--labels-key", help="Array of labels in an .npz (default: labels/y).")],
+        None,
+    ),
+    (
+        "classes",
+        Annotated[Path | None, typer.Option("--classes", help="classes.json fixing the class list and order.")],
+        None,
+    ),
+    (
+        "max_pixels",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--max-pixels",
+                min=0,
+                help="Largest image in pixels (default Pillow's 178,956,970; 0: no limit); larger ones are problems.",
+            ),
+        ],
+        None,
+    ),
+    (
+        "allow_outside_root",
+        Annotated[
+            bool,
+            typer.Option(
+                "--allow-outside-root",
+                help="Keep CSV rows whose file lies outside the image root (left out and listed as problems by default).",
+            ),
+        ],
+        False,
+    ),
 ]
 READ_NAMES = tuple(name for name, _, _ in _READ_OPTIONS)
+
 
 def reads_dataset(fn: F) -> F:
     """Give a command that takes ``read: ReadOptions`` the dataset-reading options (declared once
@@ -245,8 +322,10 @@ def reads_dataset(fn: F) -> F:
     params = []
     for p in sig.parameters.values():
         if p.name == "read":
-            params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=a)
-                       for n, a, d in _READ_OPTIONS]
+            params += [
+                inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=a)
+                for n, a, d in _READ_OPTIONS
+            ]
         else:
             params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
 
@@ -255,7 +334,9 @@ def reads_dataset(fn: F) -> F:
         values = {n: kwargs.pop(n) for n in READ_NAMES}
         for key in ("filename_col", "label_col", "split_col"):
             if values[key] is not None and not str(values[key]).strip():
-                raise typer.BadParameter("a column name or position cannot be empty", param_hint=f"--{key.replace('_', '-')}")
+                raise typer.BadParameter(
+                    "a column name or position cannot be empty", param_hint=f"--{key.replace('_', '-')}"
+                )
         return fn(read=ReadOptions(**values), **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -34,13 +34,32 @@ from ._common import (
     user_errors,
 )
 
-Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn, torchvision).")]
-Pretrained = Annotated[bool, typer.Option("--pretrained/--no-pretrained", help="torchvision models in the loop start from the official weights in the torch hub cache (nothing is downloaded).")]
-STRATEGY_HELP = choice_help("strategies", f"Default {DEFAULT_STRATEGY}: typiclust below {AUTO_TYPICLUST_PER_CLASS} "
-                                          "labels per class, then diverse_margin.")
-MODEL_HELP = choice_help("loop-models", f"Default {DEFAULT_MODEL} (label spreading over the pool's embeddings, averaged "
-                                        "with a logistic regression on the labels and the spread pseudo-labels).")
-Semi = Annotated[bool, typer.Option("--semi/--no-semi", help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).")]
+Epochs = Annotated[
+    int, typer.Option("--epochs", min=1, help="Epochs of the torch models in the loop (linear, mlp, cnn, torchvision).")
+]
+Pretrained = Annotated[
+    bool,
+    typer.Option(
+        "--pretrained/--no-pretrained",
+        help="torchvision models in the loop start from the official weights in the torch hub cache (nothing is downloaded).",
+    ),
+]
+STRATEGY_HELP = choice_help(
+    "strategies",
+    f"Default {DEFAULT_STRATEGY}: typiclust below {AUTO_TYPICLUST_PER_CLASS} labels per class, then diverse_margin.",
+)
+MODEL_HELP = choice_help(
+    "loop-models",
+    f"Default {DEFAULT_MODEL} (label spreading over the pool's embeddings, averaged "
+    "with a logistic regression on the labels and the spread pseudo-labels).",
+)
+Semi = Annotated[
+    bool,
+    typer.Option(
+        "--semi/--no-semi",
+        help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).",
+    ),
+]
 BACKBONE_HELP = "Embedding backbone (default simclr when PyTorch is installed, else pixels)."
 
 
@@ -61,8 +80,15 @@ def query(
     epochs: Epochs = 30,
     pretrained: Pretrained = True,
     device: Device = "auto",
-    root: Annotated[Optional[Path], typer.Option("--root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder).")] = None,
-    url_prefix: Annotated[Optional[str], typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder)."
+        ),
+    ] = None,
+    url_prefix: Annotated[
+        str | None, typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")
+    ] = None,
     html: Html = True,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
@@ -74,13 +100,34 @@ def query(
     from ..active.querying import query as run
 
     with user_errors():
-        result = run(data, out, n=n, strategy=strategy, model=model, semi=semi, backbone=backbone, size=size,
-                     weights=weights, pca=pca, cache_dir=cache_dir, epochs=epochs, pretrained=pretrained, device=device,
-                     root=root, url_prefix=url_prefix, html=html, random_state=seed, n_jobs=jobs, read=read,
-                     overwrite=overwrite)
+        result = run(
+            data,
+            out,
+            n=n,
+            strategy=strategy,
+            model=model,
+            semi=semi,
+            backbone=backbone,
+            size=size,
+            weights=weights,
+            pca=pca,
+            cache_dir=cache_dir,
+            epochs=epochs,
+            pretrained=pretrained,
+            device=device,
+            root=root,
+            url_prefix=url_prefix,
+            html=html,
+            random_state=seed,
+            n_jobs=jobs,
+            read=read,
+            overwrite=overwrite,
+        )
     i = result.figures
-    out_console.print(f"{i['n_picked']} of {i['n_unlabeled']} unlabeled images chosen by {strategy} "
-                      f"({i['n_labeled']} labels) → {out / 'query.csv'}, {out / 'label_studio_tasks.json'}")
+    out_console.print(
+        f"{i['n_picked']} of {i['n_unlabeled']} unlabeled images chosen by {strategy} "
+        f"({i['n_labeled']} labels) → {out / 'query.csv'}, {out / 'label_studio_tasks.json'}"
+    )
 
 
 @command()
@@ -88,26 +135,61 @@ def query(
 def simulate(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("simulate"),
-    grid: Annotated[Optional[Path], typer.Option("--grid", help="YAML grid of experiments (strategies × models × seeds …); the options here are its defaults.", dir_okay=False)] = None,
-    strategies: Annotated[str, typer.Option("--strategies", "-s", help=f"Comma-separated strategies: {STRATEGY_HELP}")] = "random,auto",
-    model: Annotated[str, typer.Option("--model", "-m", help=f"Model(s) in the loop, comma-separated: {MODEL_HELP}")] = DEFAULT_MODEL,
-    backbone: backbone_option("Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels).") = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option(
+            "--grid",
+            help="YAML grid of experiments (strategies × models × seeds …); the options here are its defaults.",
+            dir_okay=False,
+        ),
+    ] = None,
+    strategies: Annotated[
+        str, typer.Option("--strategies", "-s", help=f"Comma-separated strategies: {STRATEGY_HELP}")
+    ] = "random,auto",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help=f"Model(s) in the loop, comma-separated: {MODEL_HELP}")
+    ] = DEFAULT_MODEL,
+    backbone: backbone_option(
+        "Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels)."
+    ) = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each is one repetition.")] = "0,1,2",
-    n_start: Annotated[int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")] = 20,
+    n_start: Annotated[
+        int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")
+    ] = 20,
     per_class: Annotated[bool, typer.Option("--per-class", help="--n-start counts labels per class.")] = False,
-    start: Annotated[str, typer.Option("--start", help="How the first labels are chosen: random or typiclust.")] = "random",
+    start: Annotated[
+        str, typer.Option("--start", help="How the first labels are chosen: random or typiclust.")
+    ] = "random",
     n_new: Annotated[int, typer.Option("--n-new", min=1, help="Labels added per round.")] = 40,
     rounds: Annotated[int, typer.Option("--rounds", min=0, help="Rounds after the start.")] = 10,
-    patience: Annotated[Optional[int], typer.Option("--patience", min=1, help="Stop a run after N rounds without a better test accuracy.")] = None,
+    patience: Annotated[
+        int | None, typer.Option("--patience", min=1, help="Stop a run after N rounds without a better test accuracy.")
+    ] = None,
     epochs: Epochs = 30,
     semi: Semi = False,
-    augment: Annotated[str, typer.Option("--augment", help="Augmentation of the models in the loop that take pixels (cnn, torchvision): none, light or strong.")] = "none",
+    augment: Annotated[
+        str,
+        typer.Option(
+            "--augment",
+            help="Augmentation of the models in the loop that take pixels (cnn, torchvision): none, light or strong.",
+        ),
+    ] = "none",
     pretrained: Pretrained = True,
     weights: Weights = None,
     pca: Pca = None,
     size: Size = None,
-    test_pct: Annotated[float, typer.Option("--test-pct", min=0.01, max=0.9, help="Share of labeled images held out for testing when there is no test split.")] = 0.2,
-    target: Annotated[float, typer.Option("--target", min=0.0, max=1.0, help="Accuracy whose label cost the summary reports.")] = DEFAULT_TARGET,
+    test_pct: Annotated[
+        float,
+        typer.Option(
+            "--test-pct",
+            min=0.01,
+            max=0.9,
+            help="Share of labeled images held out for testing when there is no test split.",
+        ),
+    ] = 0.2,
+    target: Annotated[
+        float, typer.Option("--target", min=0.0, max=1.0, help="Accuracy whose label cost the summary reports.")
+    ] = DEFAULT_TARGET,
     cache_dir: CacheDir = None,
     device: Device = "auto",
     html: Html = True,
@@ -121,21 +203,54 @@ def simulate(
     from ..active.simulation import simulate as run
 
     with user_errors():
-        result = run(data, out, grid=grid, strategies=strategies, models=model, backbones=backbone, seeds=seeds,
-                     n_start=n_start, per_class=per_class, start=start, n_new=n_new, rounds=rounds, patience=patience,
-                     epochs=epochs, semi=semi, augment=augment, pretrained=pretrained, weights=weights, size=size,
-                     pca=pca, test_pct=test_pct, target=target, cache_dir=cache_dir, device=device, html=html,
-                     random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite)
+        result = run(
+            data,
+            out,
+            grid=grid,
+            strategies=strategies,
+            models=model,
+            backbones=backbone,
+            seeds=seeds,
+            n_start=n_start,
+            per_class=per_class,
+            start=start,
+            n_new=n_new,
+            rounds=rounds,
+            patience=patience,
+            epochs=epochs,
+            semi=semi,
+            augment=augment,
+            pretrained=pretrained,
+            weights=weights,
+            size=size,
+            pca=pca,
+            test_pct=test_pct,
+            target=target,
+            cache_dir=cache_dir,
+            device=device,
+            html=html,
+            random_state=seed,
+            n_jobs=jobs,
+            read=read,
+            overwrite=overwrite,
+        )
     _print_summary(result.curves, target)
     out_console.print(f"results → {out / 'results.csv'}; curves: {out / 'curves.png'}; report: {out / 'report.md'}")
 
 
 @command("plot-curves")
 def plot_curves(
-    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Output folder of `labelwise simulate` (or its results.csv).", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: DIR/curves).")] = None,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR", help="Output folder of `labelwise simulate` (or its results.csv).", show_default=False
+        ),
+    ],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: DIR/curves).")] = None,
     metric: Annotated[str, typer.Option("--metric", help="accuracy or balanced_accuracy.")] = "accuracy",
-    target: Annotated[float, typer.Option("--target", min=0.0, max=1.0, help="Report the labels needed to reach this value.")] = DEFAULT_TARGET,
+    target: Annotated[
+        float, typer.Option("--target", min=0.0, max=1.0, help="Report the labels needed to reach this value.")
+    ] = DEFAULT_TARGET,
     html: Html = True,
     overwrite: Overwrite = False,
     config: Config = None,
@@ -158,6 +273,11 @@ def _print_summary(summary: Any, target: float) -> None:
         table.add_column(col, justify="left" if col in ("experiment", "strategy") else "right")
     for row in summary.to_dict("records"):
         reach = row["labels_to_target"]
-        table.add_row(str(row["experiment"]), str(row["strategy"]), f"{row['auc']:.4f} ± {row['auc_std']:.4f}",
-                      f"{row['final']:.4f} @ {row['final_n_labels']}", "—" if reach != reach else f"{int(reach)}")
+        table.add_row(
+            str(row["experiment"]),
+            str(row["strategy"]),
+            f"{row['auc']:.4f} ± {row['auc_std']:.4f}",
+            f"{row['final']:.4f} @ {row['final_n_labels']}",
+            "—" if reach != reach else f"{int(reach)}",
+        )
     out_console.print(table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -35,7 +35,9 @@ from ._common import (
 def explore(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("explore"),
-    per_class: Annotated[int, typer.Option("--per-class", min=0, help="Images per class in the sample grid (0: none).")] = 8,
+    per_class: Annotated[
+        int, typer.Option("--per-class", min=0, help="Images per class in the sample grid (0: none).")
+    ] = 8,
     html: Html = True,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
@@ -47,8 +49,9 @@ def explore(
     from ..data.explore import explore as run
 
     with user_errors():
-        summary = run(data, out, per_class=per_class, html=html, random_state=seed, n_jobs=jobs, read=read,
-                      overwrite=overwrite)
+        summary = run(
+            data, out, per_class=per_class, html=html, random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite
+        )
     _print_explore(summary)
     out_console.print(f"report: {out / 'report.md'}")
 
@@ -73,9 +76,15 @@ def _print_explore(summary: Any) -> None:
 def split(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output table (.csv or .parquet).")] = Path("split.csv"),
-    valid_pct: Annotated[float, typer.Option("--valid-pct", min=0.0, max=0.99, help="Share of labeled images for validation.")] = 0.2,
-    folds: Annotated[int, typer.Option("--folds", min=0, help="Stratified folds over the training rows (0 = none).")] = 5,
-    keep_existing: Annotated[bool, typer.Option("--keep-existing", help="Keep a valid split given in the input; only assign folds.")] = False,
+    valid_pct: Annotated[
+        float, typer.Option("--valid-pct", min=0.0, max=0.99, help="Share of labeled images for validation.")
+    ] = 0.2,
+    folds: Annotated[
+        int, typer.Option("--folds", min=0, help="Stratified folds over the training rows (0 = none).")
+    ] = 5,
+    keep_existing: Annotated[
+        bool, typer.Option("--keep-existing", help="Keep a valid split given in the input; only assign folds.")
+    ] = False,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
@@ -86,8 +95,17 @@ def split(
     from ..data.splitting import split as run
 
     with user_errors():
-        ds = run(data, out, valid_pct=valid_pct, folds=folds, keep_existing=keep_existing, random_state=seed,
-                 n_jobs=jobs, read=read, overwrite=overwrite)
+        ds = run(
+            data,
+            out,
+            valid_pct=valid_pct,
+            folds=folds,
+            keep_existing=keep_existing,
+            random_state=seed,
+            n_jobs=jobs,
+            read=read,
+            overwrite=overwrite,
+        )
     counts = ds.table.groupby("split").size().to_dict()
     out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out}")
 
@@ -103,7 +121,7 @@ def embed(
     pca: Pca = None,
     cache_dir: CacheDir = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 64,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Data-loading worker processes.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="Data-loading worker processes.")] = None,
     device: Device = "auto",
     read: ReadOptions = ReadOptions(),
     seed: Seed = 0,
@@ -114,9 +132,21 @@ def embed(
     from ..features import embed as run
 
     with user_errors():
-        vectors = run(data, backbone=backbone or "pixels", size=size, weights=weights, pca=pca, cache_dir=cache_dir,
-                      batch_size=batch_size, num_workers=workers, device=device, random_state=seed, out=out,
-                      read=read, overwrite=overwrite)
+        vectors = run(
+            data,
+            backbone=backbone or "pixels",
+            size=size,
+            weights=weights,
+            pca=pca,
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            num_workers=workers,
+            device=device,
+            random_state=seed,
+            out=out,
+            read=read,
+            overwrite=overwrite,
+        )
     out_console.print(f"{vectors.shape[0]} images × {vectors.shape[1]} features → {out / 'embeddings.npy'}")
 
 
@@ -128,7 +158,14 @@ def backbones() -> None:
 
 @command("list")
 def list_kind(
-    kind: Annotated[Optional[str], typer.Argument(metavar="KIND", show_default=False, help="backbones, models, detectors, pseudolabelers, aggregators, strategies or loop-models (default: all).")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="KIND",
+            show_default=False,
+            help="backbones, models, detectors, pseudolabelers, aggregators, strategies or loop-models (default: all).",
+        ),
+    ] = None,
 ) -> None:
     """List what a pluggable kind offers, with a line on each: backbones, models, detectors, …"""
     from .._registry import KINDS
@@ -147,4 +184,3 @@ def _load_registries() -> None:
 
     for module in ("features", "train.models", "noise", "semi", "crowd", "active"):
         importlib.import_module(f"labelwise.{module}")
-

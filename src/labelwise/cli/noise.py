@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,16 +34,64 @@ from ._common import (
 def issues(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("issues"),
-    probs: Annotated[Optional[Path], typer.Option("--probs", help="Out-of-fold probabilities: a `train` folder or a sample_id, prob_<class> table (default: train --model on the given labels).")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help=choice_help("models", "Model trained on the given labels for the probabilities, or `head`: a 5-fold logistic regression on the embeddings (fast, weaker)."))] = "cnn",
-    source: Annotated[str, typer.Option("--source", help="oof: --folds models, out-of-fold probabilities; dynamics: one model on all labels, softmax averaged over its epochs (--folds times faster); auto: oof below 10,000 labeled images.")] = "auto",
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 40 with dynamics, 8 with oof).")] = None,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror images when training --model (photos yes; digits and text no).")] = False,
+    probs: Annotated[
+        Path | None,
+        typer.Option(
+            "--probs",
+            help="Out-of-fold probabilities: a `train` folder or a sample_id, prob_<class> table (default: train --model on the given labels).",
+        ),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help=choice_help(
+                "models",
+                "Model trained on the given labels for the probabilities, or `head`: a 5-fold logistic regression on the embeddings (fast, weaker).",
+            ),
+        ),
+    ] = "cnn",
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="oof: --folds models, out-of-fold probabilities; dynamics: one model on all labels, softmax averaged over its epochs (--folds times faster); auto: oof below 10,000 labeled images.",
+        ),
+    ] = "auto",
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Epochs for --model (cnn: 40 with dynamics, 8 with oof).")
+    ] = None,
+    flip: Annotated[
+        bool,
+        typer.Option("--flip/--no-flip", help="Mirror images when training --model (photos yes; digits and text no)."),
+    ] = False,
     folds: Annotated[int, typer.Option("--folds", "-k", min=2, help="Folds for the out-of-fold probabilities.")] = 5,
-    method: Annotated[str, typer.Option("--method", help=choice_help("detectors", "Detector (default ensemble; neighbors is training-free)."))] = "ensemble",
-    filter_by: Annotated[str, typer.Option("--filter-by", help="calibrated_margin (default), or one of cleanlab's find_label_issues filters (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given, ...).")] = "calibrated_margin",
-    neighbors: Annotated[Optional[int], typer.Option("--neighbors", "-n", min=1, help="k nearest neighbours voting (default: a quarter of the smallest class, 5 to 50).")] = None,
-    backbone: backbone_option("Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels).") = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method", help=choice_help("detectors", "Detector (default ensemble; neighbors is training-free).")
+        ),
+    ] = "ensemble",
+    filter_by: Annotated[
+        str,
+        typer.Option(
+            "--filter-by",
+            help="calibrated_margin (default), or one of cleanlab's find_label_issues filters (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given, ...).",
+        ),
+    ] = "calibrated_margin",
+    neighbors: Annotated[
+        int | None,
+        typer.Option(
+            "--neighbors",
+            "-n",
+            min=1,
+            help="k nearest neighbours voting (default: a quarter of the smallest class, 5 to 50).",
+        ),
+    ] = None,
+    backbone: backbone_option(
+        "Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels)."
+    ) = None,
     size: Size = None,
     weights: Weights = None,
     cache_dir: CacheDir = None,
@@ -59,10 +107,29 @@ def issues(
     from ..noise import find_issues
 
     with user_errors():
-        result = find_issues(data, out, probs=probs, model=model, source=source, epochs=epochs,
-                             train_options={"flip": flip}, folds=folds, method=method, filter_by=filter_by, k=neighbors,
-                             backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, top=top, html=html,
-                             random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite)
+        result = find_issues(
+            data,
+            out,
+            probs=probs,
+            model=model,
+            source=source,
+            epochs=epochs,
+            train_options={"flip": flip},
+            folds=folds,
+            method=method,
+            filter_by=filter_by,
+            k=neighbors,
+            backbone=backbone,
+            size=size,
+            weights=weights,
+            cache_dir=cache_dir,
+            top=top,
+            html=html,
+            random_state=seed,
+            n_jobs=jobs,
+            read=read,
+            overwrite=overwrite,
+        )
     out_console.print(f"{result.n_issues} of {len(result.table)} labels look wrong → {out / 'label_issues.csv'}")
 
 
@@ -70,10 +137,20 @@ def issues(
 @reads_dataset
 def clean(
     data: Data,
-    issues_file: Annotated[Path, typer.Option("--issues", help="label_issues.csv from `labelwise issues` (or its folder).")],
+    issues_file: Annotated[
+        Path, typer.Option("--issues", help="label_issues.csv from `labelwise issues` (or its folder).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="New labels table (.csv or .parquet); never the input.")],
-    policy: Annotated[str, typer.Option("--policy", help="relabel (take the suggested label), prune (remove the label) or review (export for a human).")] = "relabel",
-    ls_root: Annotated[Optional[Path], typer.Option("--ls-root", help="review: folder the Label Studio image URLs are relative to.")] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="relabel (take the suggested label), prune (remove the label) or review (export for a human).",
+        ),
+    ] = "relabel",
+    ls_root: Annotated[
+        Path | None, typer.Option("--ls-root", help="review: folder the Label Studio image URLs are relative to.")
+    ] = None,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     overwrite: Overwrite = False,

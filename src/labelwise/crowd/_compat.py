@@ -30,12 +30,14 @@ def crowdkit_class(name: str) -> type[Any]:
     try:
         module = importlib.import_module("crowdkit.aggregation")
     except ImportError as exc:
-        raise MissingExtraError(f"method {name} needs crowd-kit, which is not installed: pip install 'labelwise[crowd]'") from exc
+        raise MissingExtraError(
+            f"method {name} needs crowd-kit, which is not installed: pip install 'labelwise[crowd]'"
+        ) from exc
     cls: type[Any] = getattr(module, name)
     if name not in NEEDS_TAGS or hasattr(cls, "__sklearn_tags__"):
         return cls
 
-    def __sklearn_tags__(self: Any) -> Any:  # noqa: N807 - the name scikit-learn looks up
+    def __sklearn_tags__(self: Any) -> Any:
         from sklearn.utils import Tags, TargetTags
 
         return Tags(estimator_type=None, target_tags=TargetTags(required=False))

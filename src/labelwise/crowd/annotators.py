@@ -9,11 +9,20 @@ import pandas as pd
 
 from .methods import Aggregation, Encoded, encode
 
-ANNOTATOR_COLUMNS = ("worker", "n_answers", "n_gold", "accuracy_on_gold", "skill", "agreement_with_consensus", "worst_class")
+ANNOTATOR_COLUMNS = (
+    "worker",
+    "n_answers",
+    "n_gold",
+    "accuracy_on_gold",
+    "skill",
+    "agreement_with_consensus",
+    "worst_class",
+)
 
 
-def annotator_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Series | None = None,
-                    classes: Sequence[str] | None = None) -> pd.DataFrame:
+def annotator_table(
+    answers: pd.DataFrame, result: Aggregation, *, gold: pd.Series | None = None, classes: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per worker: ``worker, n_answers, n_gold, accuracy_on_gold, skill,
     agreement_with_consensus, worst_class``, worst annotators first.
 
@@ -39,16 +48,20 @@ def annotator_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Seri
         truth[pos[pos >= 0]] = gold.astype(str).map(lookup).fillna(-1).to_numpy(np.int64)[pos >= 0]
     known = truth[enc.task] >= 0
     n_gold = np.bincount(enc.worker[known], minlength=W)
-    right = np.bincount(enc.worker[known], weights=(enc.label[known] == truth[enc.task][known]).astype(float), minlength=W)
-    table = pd.DataFrame({
-        "worker": enc.workers.astype(str),
-        "n_answers": n,
-        "n_gold": n_gold,
-        "accuracy_on_gold": np.where(n_gold > 0, right / np.maximum(n_gold, 1), np.nan),
-        "skill": result.skills.reindex(enc.workers).to_numpy(np.float64),
-        "agreement_with_consensus": agree,
-        "worst_class": _worst_class(enc, consensus),
-    })
+    right = np.bincount(
+        enc.worker[known], weights=(enc.label[known] == truth[enc.task][known]).astype(float), minlength=W
+    )
+    table = pd.DataFrame(
+        {
+            "worker": enc.workers.astype(str),
+            "n_answers": n,
+            "n_gold": n_gold,
+            "accuracy_on_gold": np.where(n_gold > 0, right / np.maximum(n_gold, 1), np.nan),
+            "skill": result.skills.reindex(enc.workers).to_numpy(np.float64),
+            "agreement_with_consensus": agree,
+            "worst_class": _worst_class(enc, consensus),
+        }
+    )
     return table.sort_values(["agreement_with_consensus", "worker"], kind="stable").reset_index(drop=True)
 
 

@@ -51,10 +51,16 @@ def label_table(answers: pd.DataFrame, result: Aggregation, *, gold: pd.Series |
     ``agreement`` is the share of the task's answers equal to its label.
     """
     per_task = task_agreement(answers, result.labels)
-    table = pd.DataFrame({"task": result.labels.index.astype(str), "label": result.labels.to_numpy(),
-                          "confidence": result.confidence.to_numpy().round(6),
-                          "n_answers": per_task["n_answers"].to_numpy(), "agreement": per_task["agreement"].to_numpy().round(6),
-                          "method": result.method})
+    table = pd.DataFrame(
+        {
+            "task": result.labels.index.astype(str),
+            "label": result.labels.to_numpy(),
+            "confidence": result.confidence.to_numpy().round(6),
+            "n_answers": per_task["n_answers"].to_numpy(),
+            "agreement": per_task["agreement"].to_numpy().round(6),
+            "method": result.method,
+        }
+    )
     if gold is not None and len(gold):
         table["gold"] = table["task"].map(gold).fillna("")
     return table
@@ -118,16 +124,22 @@ def aggregate_answers(
     if classes is not None and len(known):
         bad = known[~known.isin(class_list)]
         if len(bad):
-            raise LabelwiseError(f"gold label {bad.iloc[0]!r} (task {bad.index[0]!r}) is not in the class list ({', '.join(class_list)})")
+            raise LabelwiseError(
+                f"gold label {bad.iloc[0]!r} (task {bad.index[0]!r}) is not in the class list ({', '.join(class_list)})"
+            )
     result = aggregate_labels(data.table, method, classes=class_list, gold=known)
     n_workers = data.table["worker"].nunique()
     labels = label_table(data.table, result, gold=known)
     if consensus_test:
         labels["split"] = consensus_split(labels, min_answers=consensus_min)
         if not (labels["split"] == "test").any():
-            log.warning("no task has %d or more answers with a clear majority (%d annotators, at most %d answers per "
-                        "task): the consensus test split is empty; lower --consensus-min", consensus_min, n_workers,
-                        int(labels["n_answers"].max()))
+            log.warning(
+                "no task has %d or more answers with a clear majority (%d annotators, at most %d answers per "
+                "task): the consensus test split is empty; lower --consensus-min",
+                consensus_min,
+                n_workers,
+                int(labels["n_answers"].max()),
+            )
     paths = data.images.set_index("task")["path"]
     if (paths != "").any():
         labels["path"] = labels["task"].map(paths).fillna("")
@@ -165,47 +177,73 @@ def _known_answers(data: Answers, gold: str | os.PathLike[str] | None) -> pd.Ser
     both = extra.index.intersection(known.index)
     differ = [t for t in both if extra[t] != known[t]]
     if differ:
-        raise LabelwiseError(f"{gold}: gold label {extra[differ[0]]!r} for task {differ[0]!r} differs from the answers "
-                             f"file's own ({known[differ[0]]!r})")
+        raise LabelwiseError(
+            f"{gold}: gold label {extra[differ[0]]!r} for task {differ[0]!r} differs from the answers "
+            f"file's own ({known[differ[0]]!r})"
+        )
     missing = ~extra.index.isin(data.table["task"])
     if missing.any():
-        log.warning("%s: %d of %d gold task(s) have no answers (e.g. %r); they are not used", gold, int(missing.sum()),
-                    len(extra), extra.index[missing][0])
+        log.warning(
+            "%s: %d of %d gold task(s) have no answers (e.g. %r); they are not used",
+            gold,
+            int(missing.sum()),
+            len(extra),
+            extra.index[missing][0],
+        )
     return pd.concat([known, extra[~extra.index.isin(known.index)]]).rename("label")
 
 
 def _write_dataset(out: Path, labels: pd.DataFrame, classes: list[str]) -> None:
     """The consensus labels as a labelwise table (``sample_id, path, label, split, label_source``)."""
     split = labels["split"] if "split" in labels else "train"
-    table = pd.DataFrame({"sample_id": labels["task"], "path": labels["path"], "label": labels["label"],
-                          "split": split, "label_source": "crowd", "confidence": labels["confidence"]})
+    table = pd.DataFrame(
+        {
+            "sample_id": labels["task"],
+            "path": labels["path"],
+            "label": labels["label"],
+            "split": split,
+            "label_source": "crowd",
+            "confidence": labels["confidence"],
+        }
+    )
     write_json(out / "classes.json", classes)
     write_table(out / "dataset.csv", table)
 
 
-def _report(out: Path, labels: pd.DataFrame, annotators: pd.DataFrame, data: Answers, figures: dict[str, Any],
-            *, html: bool) -> None:
+def _report(
+    out: Path, labels: pd.DataFrame, annotators: pd.DataFrame, data: Answers, figures: dict[str, Any], *, html: bool
+) -> None:
     rep = Report("Crowd labels")
-    rep.paragraph(f"{figures['answers']:,} answers from {figures['workers']} annotators on {figures['tasks']:,} tasks, "
-                  f"{len(figures['classes'])} classes; method **{figures['method']}**.")
+    rep.paragraph(
+        f"{figures['answers']:,} answers from {figures['workers']} annotators on {figures['tasks']:,} tasks, "
+        f"{len(figures['classes'])} classes; method **{figures['method']}**."
+    )
     if data.dropped:
         rep.bullets(f"left out: {n:,} {reason}" for reason, n in data.dropped.items())
     for note in data.notes:
         rep.warning(note)
     rep.heading("Agreement")
-    rep.bullets([
-        f"Krippendorff's alpha (nominal): {figures['krippendorff_alpha']}",
-        "Fleiss' kappa: " + ("n/a (defined only when every task has the same number of answers)"
-                             if np.isnan(figures["fleiss_kappa"]) else str(figures["fleiss_kappa"])),
-        f"mean confidence of the labels: {figures['mean_confidence']}",
-        f"tasks whose label won less than half of the votes: {int((labels['agreement'] <= 0.5).sum()):,}",
-    ])
+    rep.bullets(
+        [
+            f"Krippendorff's alpha (nominal): {figures['krippendorff_alpha']}",
+            "Fleiss' kappa: "
+            + (
+                "n/a (defined only when every task has the same number of answers)"
+                if np.isnan(figures["fleiss_kappa"])
+                else str(figures["fleiss_kappa"])
+            ),
+            f"mean confidence of the labels: {figures['mean_confidence']}",
+            f"tasks whose label won less than half of the votes: {int((labels['agreement'] <= 0.5).sum()):,}",
+        ]
+    )
     rep.heading("Labels")
     counts = labels["label"].value_counts().rename_axis("label").reset_index(name="tasks")
     rep.table(counts)
     if "split" in labels:
-        rep.paragraph(f"Consensus test split: {figures['test_tasks']:,} tasks with {figures['consensus_min']}+ answers and a clear "
-                      "majority.")
+        rep.paragraph(
+            f"Consensus test split: {figures['test_tasks']:,} tasks with {figures['consensus_min']}+ answers and a clear "
+            "majority."
+        )
     rep.heading("Annotators (lowest agreement first)")
     rep.table(annotators, max_rows=20, note_file="annotators.csv")
     rep.heading("Least certain tasks")

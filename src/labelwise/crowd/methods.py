@@ -132,8 +132,9 @@ class Method:
 AGGREGATORS: Registry[Method] = kind("aggregators", Registry("aggregation method"))
 
 
-def register_method(name: str, description: str, *, needs_gold: bool = False, uses_gold: bool = False
-                    ) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]], Callable[..., tuple[np.ndarray, np.ndarray]]]:
+def register_method(
+    name: str, description: str, *, needs_gold: bool = False, uses_gold: bool = False
+) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]], Callable[..., tuple[np.ndarray, np.ndarray]]]:
     """Register ``fit(enc, gold_codes, **options) -> (probas (T, K), skills (W,)[, labels (T,)])``.
 
     ``gold_codes`` is an int array (n_tasks,) of known class codes, ``-1`` where unknown.
@@ -141,8 +142,9 @@ def register_method(name: str, description: str, *, needs_gold: bool = False, us
     """
 
     def wrap(fn: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-        AGGREGATORS.register(Method(name, fn, description, needs_gold, uses_gold or needs_gold), name=name,
-                             description=description)
+        AGGREGATORS.register(
+            Method(name, fn, description, needs_gold, uses_gold or needs_gold), name=name, description=description
+        )
         return fn
 
     return wrap
@@ -188,8 +190,10 @@ def aggregate_labels(
         lookup = {c: i for i, c in enumerate(enc.classes)}
         g = gold.astype(str).map(lookup)
         if g.isna().any():
-            raise LabelwiseError(f"gold label {gold[g.isna()].iloc[0]!r} (task {g[g.isna()].index[0]!r}) is not in the "
-                                 f"class list ({', '.join(enc.classes)})")
+            raise LabelwiseError(
+                f"gold label {gold[g.isna()].iloc[0]!r} (task {g[g.isna()].index[0]!r}) is not in the "
+                f"class list ({', '.join(enc.classes)})"
+            )
         pos = enc.tasks.get_indexer(g.index.astype(str))
         gold_codes[pos[pos >= 0]] = g.to_numpy(np.int64)[pos >= 0]
     if spec.needs_gold and not (gold_codes >= 0).any():
@@ -197,16 +201,24 @@ def aggregate_labels(
     probas, skills, *codes = spec.fit(enc, gold_codes, **options)
     probas = np.asarray(probas, np.float64)
     probas = probas / probas.sum(1, keepdims=True)
-    labels = pd.Series(np.asarray(enc.classes, dtype=object)[codes[0] if codes else argmax_first(probas)],
-                       index=enc.tasks.rename("task"), name="label")
-    return Aggregation(labels, enc.frame(probas), pd.Series(skills, index=enc.workers.rename("worker"), name="skill"), method)
+    labels = pd.Series(
+        np.asarray(enc.classes, dtype=object)[codes[0] if codes else argmax_first(probas)],
+        index=enc.tasks.rename("task"),
+        name="label",
+    )
+    return Aggregation(
+        labels, enc.frame(probas), pd.Series(skills, index=enc.workers.rename("worker"), name="skill"), method
+    )
 
 
 # ---------------------------------------------------------------- votes
 
 
-@register_method("mv", "majority vote; a tie goes to the class whose voters agree more often with the majority "
-                       "elsewhere, then to class order")
+@register_method(
+    "mv",
+    "majority vote; a tie goes to the class whose voters agree more often with the majority "
+    "elsewhere, then to class order",
+)
 def _majority(enc: Encoded, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts = enc.counts()
     return counts, *majority_vote(enc)
@@ -218,7 +230,9 @@ def majority_vote(enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
     tied = (counts == counts.max(1, keepdims=True)).sum(1) > 1
     untied = ~tied[enc.task]
     labels = counts.argmax(1)
-    hits = np.bincount(enc.worker[untied], weights=(enc.label == labels[enc.task])[untied].astype(float), minlength=len(enc.workers))
+    hits = np.bincount(
+        enc.worker[untied], weights=(enc.label == labels[enc.task])[untied].astype(float), minlength=len(enc.workers)
+    )
     seen = np.bincount(enc.worker[untied], minlength=len(enc.workers))
     rate = np.where(seen > 0, hits / np.maximum(seen, 1), hits.sum() / max(seen.sum(), 1))
     support = enc.counts(rate[enc.worker])  # summed agreement rates of each class's voters
@@ -237,7 +251,9 @@ def gold_accuracy(enc: Encoded, gold: np.ndarray) -> np.ndarray:
     """Each worker's smoothed accuracy on gold tasks, (correct + 1) / (answered + 2)."""
     W = len(enc.workers)
     known = gold[enc.task] >= 0
-    correct = np.bincount(enc.worker[known], weights=(enc.label[known] == gold[enc.task][known]).astype(float), minlength=W)
+    correct = np.bincount(
+        enc.worker[known], weights=(enc.label[known] == gold[enc.task][known]).astype(float), minlength=W
+    )
     answered = np.bincount(enc.worker[known], minlength=W)
     return (correct + 1) / (answered + 2)
 
@@ -250,8 +266,9 @@ def _agreement(enc: Encoded, labels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- Dawid-Skene
 
 
-@register_method("ds", "Dawid-Skene (labelwise, numpy): confusion matrix per worker, gold clamped; default",
-                 uses_gold=True)
+@register_method(
+    "ds", "Dawid-Skene (labelwise, numpy): confusion matrix per worker, gold clamped; default", uses_gold=True
+)
 def _ds(enc: Encoded, gold: np.ndarray, **options: Any) -> tuple[np.ndarray, np.ndarray]:
     probas, prior, errors, _ = dawid_skene(enc, gold, **options)
     return probas, (errors.diagonal(axis1=1, axis2=2) * prior).sum(1)
@@ -290,7 +307,9 @@ def dawid_skene(
 
     def m_step(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prior = np.clip(p.mean(0), 1e-10, None)
-        counts = np.stack([np.bincount(w * K + lab, weights=p[t, k], minlength=W * K).reshape(W, K) for k in range(K)], 1)
+        counts = np.stack(
+            [np.bincount(w * K + lab, weights=p[t, k], minlength=W * K).reshape(W, K) for k in range(K)], 1
+        )
         counts += smoothing
         errors = np.clip(counts, 1e-10, None)
         return prior, errors / errors.sum(2, keepdims=True)
@@ -298,14 +317,18 @@ def dawid_skene(
     probas = clamp(enc.counts() / enc.counts().sum(1, keepdims=True))
     prior, errors = m_step(probas)
     loss, it = -math.inf, 0
-    for it in range(1, n_iter + 1):
+    for it in range(1, n_iter + 1):  # noqa: B007  (returned: how many iterations ran)
         log_err = np.log(errors)[w, :, lab]  # (n_answers, K): log P(given | true = k)
-        ll = np.log(prior)[None, :] + np.stack([np.bincount(t, weights=log_err[:, k], minlength=T) for k in range(K)], 1)
+        ll = np.log(prior)[None, :] + np.stack(
+            [np.bincount(t, weights=log_err[:, k], minlength=T) for k in range(K)], 1
+        )
         probas = np.exp(ll - ll.max(1, keepdims=True))
         probas = clamp(probas / probas.sum(1, keepdims=True))
         prior, errors = m_step(probas)
         safe = np.clip(probas, 1e-10, None)
-        objective = ((probas[t] * (np.log(errors)[w, :, lab] + np.log(prior))).sum() - (safe * np.log(safe)).sum()) / len(t)
+        objective = (
+            (probas[t] * (np.log(errors)[w, :, lab] + np.log(prior))).sum() - (safe * np.log(safe)).sum()
+        ) / len(t)
         if objective - loss < tol:
             break
         loss = objective
@@ -316,8 +339,13 @@ def dawid_skene(
 
 
 def _long(enc: Encoded) -> pd.DataFrame:
-    return pd.DataFrame({"task": enc.tasks[enc.task], "worker": enc.workers[enc.worker],
-                         "label": np.asarray(enc.classes, dtype=object)[enc.label]})
+    return pd.DataFrame(
+        {
+            "task": enc.tasks[enc.task],
+            "worker": enc.workers[enc.worker],
+            "label": np.asarray(enc.classes, dtype=object)[enc.label],
+        }
+    )
 
 
 def _crowdkit_probas(enc: Encoded, probas: pd.DataFrame) -> np.ndarray:
@@ -344,7 +372,9 @@ def _run_crowdkit(enc: Encoded, name: str, options: dict[str, Any], *fit_args: A
 @register_method("crowdkit-ds", "crowd-kit DawidSkene (uses gold)", uses_gold=True)
 def _ck_ds(enc: Encoded, gold: np.ndarray, **options: Any) -> tuple[np.ndarray, np.ndarray]:
     known = gold >= 0
-    true = pd.Series(np.asarray(enc.classes, dtype=object)[gold[known]], index=enc.tasks[known]) if known.any() else None
+    true = (
+        pd.Series(np.asarray(enc.classes, dtype=object)[gold[known]], index=enc.tasks[known]) if known.any() else None
+    )
     _, probas = _run_crowdkit(enc, "DawidSkene", options, true)
     return probas, _agreement(enc, argmax_first(probas))
 

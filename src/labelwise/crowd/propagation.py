@@ -24,8 +24,9 @@ from ..report import Report
 log = logging.getLogger("labelwise")
 
 
-def propagate_dataset(ds: Dataset, embeddings: np.ndarray, *, k: int = 10, threshold: float = 0.9,
-                      weight_col: str | None = None) -> pd.DataFrame:
+def propagate_dataset(
+    ds: Dataset, embeddings: np.ndarray, *, k: int = 10, threshold: float = 0.9, weight_col: str | None = None
+) -> pd.DataFrame:
     """:func:`knn_propagate` on a :class:`Dataset`: a copy of its table where accepted rows get
     ``label`` and ``label_source = "propagated"``, plus ``suggested_label`` and ``confidence``."""
     codes = ds.label_indices().to_numpy()
@@ -85,22 +86,34 @@ def propagate(
     table = ds.table.copy()
     ids = set(crowd["task"])
     by_path = {os.path.abspath(p): t for t, p in zip(crowd["task"], crowd["path"]) if p}
-    task_of = pd.Series([sid if sid in ids else by_path.get(os.path.abspath(p)) for sid, p in zip(table["sample_id"], table["path"])],
-                        index=table.index, dtype=object)
+    task_of = pd.Series(
+        [sid if sid in ids else by_path.get(os.path.abspath(p)) for sid, p in zip(table["sample_id"], table["path"])],
+        index=table.index,
+        dtype=object,
+    )
     crowd = crowd.set_index("task")
     found, conf = task_of.map(crowd["label"]), task_of.map(crowd["confidence"]).astype(float)
     unknown = sorted(ids - set(task_of.dropna()))
     if not found.notna().any():
-        raise LabelwiseError(f"{labels}: no task matches an image of {data} (tasks are matched by sample_id, i.e. the "
-                             "path below the image folder, or by the path column)")
+        raise LabelwiseError(
+            f"{labels}: no task matches an image of {data} (tasks are matched by sample_id, i.e. the "
+            "path below the image folder, or by the path column)"
+        )
     if unknown:
-        log.warning("%d crowd label(s) name a task that is not an image of %s (e.g. %r)", len(unknown), data, unknown[0])
+        log.warning(
+            "%d crowd label(s) name a task that is not an image of %s (e.g. %r)", len(unknown), data, unknown[0]
+        )
     given = table["label"].notna()
     disagree = given & found.notna() & (found != table["label"])
     if disagree.any():
-        log.warning("%d crowd label(s) contradict the given label (e.g. %s: given %r, crowd %r); the given labels are "
-                    "kept (find out which is wrong with `labelwise issues`)", int(disagree.sum()),
-                    table.loc[disagree, "sample_id"].iloc[0], table.loc[disagree, "label"].iloc[0], found[disagree].iloc[0])
+        log.warning(
+            "%d crowd label(s) contradict the given label (e.g. %s: given %r, crowd %r); the given labels are "
+            "kept (find out which is wrong with `labelwise issues`)",
+            int(disagree.sum()),
+            table.loc[disagree, "sample_id"].iloc[0],
+            table.loc[disagree, "label"].iloc[0],
+            found[disagree].iloc[0],
+        )
     trusted = ~given & found.notna() & (conf >= min_confidence)
     table["label"] = found.where(trusted, table["label"])
     table["label_source"] = np.where(trusted, "crowd", np.where(given, table["label_source"].fillna("given"), None))
@@ -109,12 +122,23 @@ def propagate(
     table["confidence"] = np.where(trusted, conf, np.where(given, previous.fillna(1.0), np.nan))
     classes = natural_sorted(set(table["label"].dropna()) | set(ds.classes))
     full = Dataset(table, classes, ds.problems, ds.source)
-    X = embed(full, backbone=backbone, size=size, weights=weights, cache_dir=cache_dir, device=device,
-              random_state=random_state)
+    X = embed(
+        full,
+        backbone=backbone,
+        size=size,
+        weights=weights,
+        cache_dir=cache_dir,
+        device=device,
+        random_state=random_state,
+    )
     result = propagate_dataset(full, X, k=k, threshold=threshold, weight_col="confidence")
     pool = table["label"].isna()
-    write_table(out / "propagated.csv", result.loc[pool, ["sample_id", "path", "suggested_label", "confidence"]]
-                .assign(accepted=result.loc[pool, "label_source"].eq("propagated")))
+    write_table(
+        out / "propagated.csv",
+        result.loc[pool, ["sample_id", "path", "suggested_label", "confidence"]].assign(
+            accepted=result.loc[pool, "label_source"].eq("propagated")
+        ),
+    )
     Dataset(result.drop(columns=["suggested_label"]), classes, ds.problems, ds.source).save(out)
     info = _summary(result, pool, trusted, found.where(~given), k=k, threshold=threshold, backbone=backbone)
     info.update(given_labels=int(given.sum()), crowd_contradicts_given=int(disagree.sum()))
@@ -135,8 +159,11 @@ def _dataset(data: Path, crowd_classes: set[str]) -> Dataset:
     if sub and set(sub) & crowd_classes:
         return load_dataset(data, check=False)
     if sub:
-        log.info("%s: its sub-folders (%s) are not classes of the crowd labels; every image is read as unlabeled",
-                 data, ", ".join(sorted(sub)[:3]))
+        log.info(
+            "%s: its sub-folders (%s) are not classes of the crowd labels; every image is read as unlabeled",
+            data,
+            ", ".join(sorted(sub)[:3]),
+        )
     return read_image_files(data, check=False)
 
 
@@ -151,28 +178,43 @@ def _read_labels(path: Path) -> pd.DataFrame:
         raise LabelwiseError(f"{file}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
     missing = [c for c in ("task", "label") if c not in frame]
     if missing:
-        raise LabelwiseError(f"{file}: no {', '.join(missing)} column; expected the labels.csv of `labelwise aggregate`")
-    frame["confidence"] = pd.to_numeric(frame["confidence"], errors="coerce").fillna(1.0) if "confidence" in frame else 1.0
+        raise LabelwiseError(
+            f"{file}: no {', '.join(missing)} column; expected the labels.csv of `labelwise aggregate`"
+        )
+    frame["confidence"] = (
+        pd.to_numeric(frame["confidence"], errors="coerce").fillna(1.0) if "confidence" in frame else 1.0
+    )
     if "path" not in frame:
         frame["path"] = ""
     return frame.drop_duplicates("task")
 
 
-def _summary(result: pd.DataFrame, pool: pd.Series, trusted: pd.Series, found: pd.Series, **settings: Any) -> dict[str, Any]:
+def _summary(
+    result: pd.DataFrame, pool: pd.Series, trusted: pd.Series, found: pd.Series, **settings: Any
+) -> dict[str, Any]:
     accepted = result["label_source"].eq("propagated")
-    return {**settings, "crowd_labels": int(trusted.sum()), "untrusted_crowd_labels": int((found.notna() & ~trusted).sum()),
-            "unlabeled_before": int(pool.sum()), "propagated": int(accepted.sum()),
-            "still_unlabeled": int(result["label"].isna().sum()),
-            "propagated_per_class": result.loc[accepted, "label"].value_counts().to_dict()}
+    return {
+        **settings,
+        "crowd_labels": int(trusted.sum()),
+        "untrusted_crowd_labels": int((found.notna() & ~trusted).sum()),
+        "unlabeled_before": int(pool.sum()),
+        "propagated": int(accepted.sum()),
+        "still_unlabeled": int(result["label"].isna().sum()),
+        "propagated_per_class": result.loc[accepted, "label"].value_counts().to_dict(),
+    }
 
 
 def _report(out: Path, info: dict[str, Any], *, html: bool) -> None:
     rep = Report("Label propagation")
-    rep.paragraph(f"{info['crowd_labels']:,} crowd labels spread to {info['propagated']:,} of {info['unlabeled_before']:,} "
-                  f"unlabeled images by a vote of their {info['k']} nearest labeled neighbours ({info['backbone']} "
-                  f"embeddings), accepted at a vote share ≥ {info['threshold']}; {info['still_unlabeled']:,} stay unlabeled.")
+    rep.paragraph(
+        f"{info['crowd_labels']:,} crowd labels spread to {info['propagated']:,} of {info['unlabeled_before']:,} "
+        f"unlabeled images by a vote of their {info['k']} nearest labeled neighbours ({info['backbone']} "
+        f"embeddings), accepted at a vote share ≥ {info['threshold']}; {info['still_unlabeled']:,} stay unlabeled."
+    )
     if info["untrusted_crowd_labels"]:
-        rep.warning(f"{info['untrusted_crowd_labels']} crowd labels were below --min-confidence and treated as unlabeled")
+        rep.warning(
+            f"{info['untrusted_crowd_labels']} crowd labels were below --min-confidence and treated as unlabeled"
+        )
     counts = pd.Series(info["propagated_per_class"], dtype="int64").rename_axis("label").reset_index(name="propagated")
     rep.table(counts)
     rep.write(out / "report.md", html=html)

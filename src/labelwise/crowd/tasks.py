@@ -45,7 +45,9 @@ def split_gold(labels: pd.Series, *, training_pct: float = 30, exam_pct: float =
     {'honeypot': 10, 'training': 6, 'exam': 4}
     """
     if training_pct < 0 or exam_pct < 0 or training_pct + exam_pct > 100:
-        raise LabelwiseError(f"training and exam shares must be >= 0 and sum to at most 100, got {training_pct} + {exam_pct}")
+        raise LabelwiseError(
+            f"training and exam shares must be >= 0 and sum to at most 100, got {training_pct} + {exam_pct}"
+        )
     rng = np.random.default_rng(seed)
     keys: dict[Any, float] = {}
     for _, idx in labels.groupby(labels.astype(str), sort=True).groups.items():
@@ -60,8 +62,9 @@ def split_gold(labels: pd.Series, *, training_pct: float = 30, exam_pct: float =
     return pd.Series(roles, index=order, name="role").reindex(labels.index)
 
 
-def mix_honeypots(tasks: Sequence[Any], honeypots: Sequence[Any], *, page_size: int = 50, per_page: int = 1,
-                  seed: int = 0) -> tuple[list[tuple[Any, bool]], list[Any]]:
+def mix_honeypots(
+    tasks: Sequence[Any], honeypots: Sequence[Any], *, page_size: int = 50, per_page: int = 1, seed: int = 0
+) -> tuple[list[tuple[Any, bool]], list[Any]]:
     """Interleave ``honeypots`` into ``tasks``: each page of ``page_size`` items holds
     ``per_page`` honeypots at random places (while they last). Returns ``[(item, is_honeypot)]``
     and the honeypots left over.
@@ -77,7 +80,7 @@ def mix_honeypots(tasks: Sequence[Any], honeypots: Sequence[Any], *, page_size: 
     pool = list(honeypots)
     out: list[tuple[Any, bool]] = []
     for start in range(0, len(tasks), real):
-        page: list[tuple[Any, bool]] = [(t, False) for t in tasks[start:start + real]]
+        page: list[tuple[Any, bool]] = [(t, False) for t in tasks[start : start + real]]
         for _ in range(min(per_page, len(pool))):
             page.insert(int(rng.integers(0, len(page) + 1)), (pool.pop(0), True))
         out += page
@@ -122,7 +125,9 @@ LS_ENV = ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true", "LABEL_STUDIO_LOCAL_F
 def _task_inputs(arguments: Any) -> tuple[list[Any], list[Any]]:
     images = arguments["images"]
     trees = [images] if Path(images).is_dir() else []
-    files = [a for a in (None if trees else images, arguments.get("gold"), arguments.get("predictions")) if a is not None]
+    files = [
+        a for a in (None if trees else images, arguments.get("gold"), arguments.get("predictions")) if a is not None
+    ]
     return files, trees
 
 
@@ -186,9 +191,15 @@ def make_tasks(
     ds = read_image_files(images, check=False) if images.is_dir() else load_dataset(images, check=False)
     table = ds.table[["sample_id", "path"]].astype(str)
     gold_rows = _gold_rows(gold, table, images if images.is_dir() else None) if gold is not None else _no_gold()
-    items = pd.concat([table[~table["sample_id"].isin(gold_rows["sample_id"])].assign(label="", hint="", role="task"),
-                       gold_rows.assign(role=split_gold(gold_rows["label"], training_pct=training_pct,
-                                                        exam_pct=exam_pct, seed=seed).to_numpy())], ignore_index=True)
+    items = pd.concat(
+        [
+            table[~table["sample_id"].isin(gold_rows["sample_id"])].assign(label="", hint="", role="task"),
+            gold_rows.assign(
+                role=split_gold(gold_rows["label"], training_pct=training_pct, exam_pct=exam_pct, seed=seed).to_numpy()
+            ),
+        ],
+        ignore_index=True,
+    )
     pred = _predictions(predictions) if predictions is not None else pd.DataFrame(columns=["prediction", "score"])
     items["prediction"] = items["sample_id"].map(pred["prediction"]).astype(object)
     items["score"] = items["sample_id"].map(pred["score"]).astype(float)
@@ -201,14 +212,23 @@ def make_tasks(
     else:
         items["url"] = [image_url(p, base, url_prefix) for p in items["path"]]
     if format == "labelstudio" and overlap > 1 and not annotators:
-        log.warning("Label Studio Community gives each task to one annotator: --overlap %d needs --annotators "
-                    "(one task file each); recorded in manifest.json only", overlap)
+        log.warning(
+            "Label Studio Community gives each task to one annotator: --overlap %d needs --annotators "
+            "(one task file each); recorded in manifest.json only",
+            overlap,
+        )
     by_role = {role: list(items.index[items["role"] == role]) for role in ROLES}
-    mixed, spare = mix_honeypots(by_role["task"], by_role["honeypot"], page_size=page_size, per_page=per_page, seed=seed)
+    mixed, spare = mix_honeypots(
+        by_role["task"], by_role["honeypot"], page_size=page_size, per_page=per_page, seed=seed
+    )
     short = math.ceil(len(by_role["task"]) / (page_size - per_page)) * per_page - len(by_role["honeypot"])
     if by_role["honeypot"] and short > 0:
-        log.warning("%d honeypot(s) for %d page(s) of %d: the last pages have none", len(by_role["honeypot"]),
-                    math.ceil(len(by_role["task"]) / (page_size - per_page)), page_size)
+        log.warning(
+            "%d honeypot(s) for %d page(s) of %d: the last pages have none",
+            len(by_role["honeypot"]),
+            math.ceil(len(by_role["task"]) / (page_size - per_page)),
+            page_size,
+        )
     if format == "toloka":  # Toloka mixes control tasks itself: upload them all
         mixed, spare = mixed + [(i, True) for i in spare], []
     ordered = items.loc[[i for i, _ in mixed]].assign(role=["honeypot" if hp else "task" for _, hp in mixed])
@@ -220,14 +240,28 @@ def make_tasks(
         return rows
 
     if format == "labelstudio":
-        _write_label_studio(out, ordered, items.loc[by_role["training"]], items.loc[by_role["exam"]], annotators,
-                            overlap, place, base=base, url_prefix=url_prefix, from_name=from_name, to_name=to_name,
-                            model_version=model_version)
+        _write_label_studio(
+            out,
+            ordered,
+            items.loc[by_role["training"]],
+            items.loc[by_role["exam"]],
+            annotators,
+            overlap,
+            place,
+            base=base,
+            url_prefix=url_prefix,
+            from_name=from_name,
+            to_name=to_name,
+            model_version=model_version,
+        )
         if classes:
             write_text(out / "labeling_config.xml", labeling_config(classes, from_name=from_name, to_name=to_name))
     else:
-        for rows, name in ((ordered, "toloka_tasks.tsv"), (items.loc[by_role["training"]], "toloka_training.tsv"),
-                           (items.loc[by_role["exam"]], "toloka_exam.tsv")):
+        for rows, name in (
+            (ordered, "toloka_tasks.tsv"),
+            (items.loc[by_role["training"]], "toloka_training.tsv"),
+            (items.loc[by_role["exam"]], "toloka_exam.tsv"),
+        ):
             if len(rows) or name == "toloka_tasks.tsv":
                 write_toloka_tsv(out / name, _toloka_rows(place(rows, out / name), with_hint="training" in name))
     placed.append(items.loc[spare].assign(role="spare", file="", position=-1, annotator=""))
@@ -239,18 +273,28 @@ def make_tasks(
     counts = {role: int((manifest["role"] == role).sum()) for role in ROLES}
     counts["images"] = int(manifest.loc[manifest["role"] != "spare", "sample_id"].nunique())
     info: dict[str, Any] = {
-        "format": format, "counts": counts, "classes": list(classes or []), "url_base": base, "url_prefix": url_prefix,
+        "format": format,
+        "counts": counts,
+        "classes": list(classes or []),
+        "url_base": base,
+        "url_prefix": url_prefix,
         "honeypots": {"page_size": page_size, "per_page": per_page, "rate": per_page / page_size},
-        "overlap": overlap, "annotators": list(annotators or []),
-        "files": sorted({f for f in manifest["file"] if f}) + (["labeling_config.xml"] if format == "labelstudio" and classes else []),
+        "overlap": overlap,
+        "annotators": list(annotators or []),
+        "files": sorted({f for f in manifest["file"] if f})
+        + (["labeling_config.xml"] if format == "labelstudio" and classes else []),
     }
     if format == "labelstudio" and not url_prefix:
         info["label_studio_env"] = [e.format(base=base) for e in LS_ENV]
     if format == "toloka":
-        info["toloka_pool"] = {"overlap": overlap, "mixing": {"real_tasks_count": page_size - per_page,
-                                                              "golden_tasks_count": per_page}}
+        info["toloka_pool"] = {
+            "overlap": overlap,
+            "mixing": {"real_tasks_count": page_size - per_page, "golden_tasks_count": per_page},
+        }
     write_json(out / "manifest.json", info)
-    return TaskFiles(manifest, [out / f for f in info["files"]] + [out / "manifest.csv", out / "manifest.json"], counts, info)
+    return TaskFiles(
+        manifest, [out / f for f in info["files"]] + [out / "manifest.csv", out / "manifest.json"], counts, info
+    )
 
 
 def _predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -263,8 +307,10 @@ def _predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
         values = probs[cols].to_numpy(np.float64)
     except (TypeError, ValueError):
         raise LabelwiseError(f"{path}: the prob_<class> columns must hold numbers") from None
-    names = np.asarray([str(c)[len(PROB_PREFIX):] for c in cols], dtype=object)
-    return pd.DataFrame({"prediction": names[values.argmax(1)], "score": values.max(1)}, index=probs["sample_id"].astype(str))
+    names = np.asarray([str(c)[len(PROB_PREFIX) :] for c in cols], dtype=object)
+    return pd.DataFrame(
+        {"prediction": names[values.argmax(1)], "score": values.max(1)}, index=probs["sample_id"].astype(str)
+    )
 
 
 def _no_gold() -> pd.DataFrame:
@@ -336,22 +382,44 @@ def _relative_id(path: Path, *roots: Path | None) -> str:
 
 def _toloka_rows(rows: pd.DataFrame, *, with_hint: bool) -> pd.DataFrame:
     """INPUT only = a general task; + GOLDEN = a control task; + GOLDEN + HINT = a training task."""
-    out = pd.DataFrame({"INPUT:image": rows["url"], "INPUT:sample_id": rows["sample_id"],
-                        "GOLDEN:result": rows["label"].where(rows["role"] != "task", "")})
+    out = pd.DataFrame(
+        {
+            "INPUT:image": rows["url"],
+            "INPUT:sample_id": rows["sample_id"],
+            "GOLDEN:result": rows["label"].where(rows["role"] != "task", ""),
+        }
+    )
     if with_hint:
         out["HINT:text"] = rows["hint"]
     return out
 
 
-def _write_label_studio(out: Path, ordered: pd.DataFrame, training: pd.DataFrame, exam: pd.DataFrame,
-                        annotators: Sequence[str] | None, overlap: int, place: Any, **options: Any) -> None:
+def _write_label_studio(
+    out: Path,
+    ordered: pd.DataFrame,
+    training: pd.DataFrame,
+    exam: pd.DataFrame,
+    annotators: Sequence[str] | None,
+    overlap: int,
+    place: Any,
+    **options: Any,
+) -> None:
     model_version = options.pop("model_version")
 
     def write(rows: pd.DataFrame, file: Path, annotator: str = "", **kw: Any) -> None:
         kw = kw or {"prediction_col": "prediction", "score_col": "score", "model_version": model_version}
         placed = place(rows, file, annotator)
-        write_json(file, label_studio_tasks(placed, root=options["base"], url_prefix=options["url_prefix"],
-                                            from_name=options["from_name"], to_name=options["to_name"], **kw))
+        write_json(
+            file,
+            label_studio_tasks(
+                placed,
+                root=options["base"],
+                url_prefix=options["url_prefix"],
+                from_name=options["from_name"],
+                to_name=options["to_name"],
+                **kw,
+            ),
+        )
 
     if annotators:
         is_task = (ordered["role"] == "task").to_numpy()
@@ -363,8 +431,14 @@ def _write_label_studio(out: Path, ordered: pd.DataFrame, training: pd.DataFrame
     else:
         write(ordered, out / "label_studio_tasks.json")
     if len(training):
-        write(training.assign(prediction=training["label"], score=1.0), out / "label_studio_training.json",
-              prediction_col="prediction", score_col="score", model_version="gold", data_cols=("hint",))
+        write(
+            training.assign(prediction=training["label"], score=1.0),
+            out / "label_studio_training.json",
+            prediction_col="prediction",
+            score_col="score",
+            model_version="gold",
+            data_cols=("hint",),
+        )
     if len(exam):
         write(exam, out / "label_studio_exam.json")
 

@@ -20,6 +20,7 @@ from .table import normalise_split
 
 log = logging.getLogger("labelwise")
 
+
 def _native(root: Path, name: str) -> str:
     """A CSV's file name in this system's form: ``sub\\a.png`` means ``sub/a.png`` unless a file
     of that literal name exists."""
@@ -34,13 +35,21 @@ def _inside_root(table: pd.DataFrame, root: Path) -> tuple[pd.DataFrame, list[tu
     where = [resolved(p) for p in table["path"]]
     inside = np.array([w == base or base in w.parents for w in where], dtype=bool)
     problems = [
-        (path, f"outside the image root {root} (the CSV names {sid!r}); left out (allow_outside_root / "
-               "--allow-outside-root keeps it)")
-        for path, sid, ok in zip(table["path"], table["sample_id"], inside) if not ok
+        (
+            path,
+            f"outside the image root {root} (the CSV names {sid!r}); left out (allow_outside_root / "
+            "--allow-outside-root keeps it)",
+        )
+        for path, sid, ok in zip(table["path"], table["sample_id"], inside)
+        if not ok
     ]
     if problems:
-        log.warning("%d row(s) name a file outside the image root %s (first: %s); they are left out",
-                    len(problems), root, problems[0][0])
+        log.warning(
+            "%d row(s) name a file outside the image root %s (first: %s); they are left out",
+            len(problems),
+            root,
+            problems[0][0],
+        )
     return table[inside].reset_index(drop=True), problems
 
 
@@ -59,13 +68,24 @@ def _drop_duplicate_ids(table: pd.DataFrame, where: str) -> tuple[pd.DataFrame, 
         a, b = _label_text(labels[j]), _label_text(labels[i])
         if a != b:
             conflicts += 1
-            problems.append((path, f"listed again in {where} with label {b!r} (row {_row(i)}; row {_row(j)} says "
-                                   f"{a!r}); the first is kept, the later entry ignored"))
+            problems.append(
+                (
+                    path,
+                    f"listed again in {where} with label {b!r} (row {_row(i)}; row {_row(j)} says "
+                    f"{a!r}); the first is kept, the later entry ignored",
+                )
+            )
         else:
-            problems.append((path, f"listed again in {where} (row {_row(i)} repeats row {_row(j)}); later entry ignored"))
+            problems.append(
+                (path, f"listed again in {where} (row {_row(i)} repeats row {_row(j)}); later entry ignored")
+            )
     if conflicts:
-        log.warning("%s: %d file(s) are listed twice with different labels (first: %s); the first label is kept",
-                    where, conflicts, problems[[k for k, (_, r) in enumerate(problems) if "with label" in r][0]][0])
+        log.warning(
+            "%s: %d file(s) are listed twice with different labels (first: %s); the first label is kept",
+            where,
+            conflicts,
+            problems[[k for k, (_, r) in enumerate(problems) if "with label" in r][0]][0],
+        )
     return table[~dup].reset_index(drop=True), problems
 
 
@@ -86,8 +106,10 @@ def _read_text(path: Path, *, size: int | None = None) -> str:
         return raw.decode(encoding) if size is None else codecs.getincrementaldecoder(encoding)().decode(raw)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise LabelwiseError(f"{path}: not UTF-8 text (line {line} holds byte {raw[exc.start]:#04x}); "
-                             "save it as UTF-8 (or UTF-16 with a byte-order mark)") from None
+        raise LabelwiseError(
+            f"{path}: not UTF-8 text (line {line} holds byte {raw[exc.start]:#04x}); "
+            "save it as UTF-8 (or UTF-16 with a byte-order mark)"
+        ) from None
 
 
 def _encoding(raw: bytes) -> str:
@@ -113,17 +135,29 @@ def _read_delimited(path: Path, nrows: int | None = None) -> pd.DataFrame:
             sep = ","
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, nrows=nrows, skipinitialspace=True,
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            nrows=nrows,
+            skipinitialspace=True,
             index_col=False,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise LabelwiseError(f"{path}: cannot parse as a delimited table ({str(exc).strip().splitlines()[-1]})") from None
+        raise LabelwiseError(
+            f"{path}: cannot parse as a delimited table ({str(exc).strip().splitlines()[-1]})"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
 def _resolve_column(
-    frame: pd.DataFrame, spec: str | int | None, candidates: Sequence[str], default_pos: int | None, what: str, where: Path
+    frame: pd.DataFrame,
+    spec: str | int | None,
+    candidates: Sequence[str],
+    default_pos: int | None,
+    what: str,
+    where: Path,
 ) -> str:
     columns = list(frame.columns)
     if spec is None:
@@ -133,8 +167,15 @@ def _resolve_column(
                 return lowered[name]
         if default_pos is not None and default_pos < len(columns):
             option = "--filename-col" if what == "file name" else "--label-col"
-            log.warning("%s: no column named %s; taking column %d (%r) as the %s (set %s to choose)",
-                        where, "/".join(candidates[:4]) + "/…", default_pos, columns[default_pos], what, option)
+            log.warning(
+                "%s: no column named %s; taking column %d (%r) as the %s (set %s to choose)",
+                where,
+                "/".join(candidates[:4]) + "/…",
+                default_pos,
+                columns[default_pos],
+                what,
+                option,
+            )
             return columns[default_pos]
         raise LabelwiseError(f"{where}: no {what} column found; columns are: {', '.join(columns)}")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit() and spec not in columns):
@@ -165,5 +206,3 @@ def _parse_split(value: object, column: str, where: Path, i: int) -> str | None:
 def _row(i: int) -> int:
     """File line number of data row ``i`` (1-based, after the header)."""
     return int(i) + 2
-
-

@@ -287,5 +287,3 @@ def _image_stats(good: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     sizes = sizes.sort_values(["count", "width", "height"], ascending=[False, True, True], kind="stable")
     sizes["share"] = (sizes["count"] / max(len(good), 1)).round(4)
     return stats, sizes.reset_index(drop=True)
-
-

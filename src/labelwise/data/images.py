@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 # Modes that become 8-bit L or RGB without guessing; anything else (multi-channel
 # scientific formats, "I;16S", ...) is reported, not mangled.
@@ -104,7 +102,7 @@ def split_npz_path(path: str) -> tuple[str, int] | None:
 
 
 @functools.lru_cache(maxsize=4)
-def load_npz_images(path: str) -> "NpzImages":
+def load_npz_images(path: str) -> NpzImages:
     """Load the images of an ``.npz`` once per process (see :class:`NpzImages`)."""
     return NpzImages.from_file(path)
 
@@ -121,7 +119,7 @@ class NpzImages:
     ENCODED_KEYS = ("jpeg", "png", "encoded")
 
     @classmethod
-    def from_file(cls, path: str) -> "NpzImages":
+    def from_file(cls, path: str) -> NpzImages:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             for key in cls.ENCODED_KEYS:

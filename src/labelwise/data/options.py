@@ -83,5 +83,3 @@ def dataset_inputs(
         return found, walked
 
     return inputs
-
-

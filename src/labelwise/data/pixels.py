@@ -83,5 +83,5 @@ def infer_size(table: pd.DataFrame, *, low: int = 16, high: int = 64) -> int:
         sides = np.maximum(table["width"].to_numpy(), table["height"].to_numpy())
         common = Counter(sides.tolist()).most_common(1)[0][0]
     else:
-            common = max(open_image(table["path"].iloc[0], mode=None).size)
+        common = max(open_image(table["path"].iloc[0], mode=None).size)
     return int(min(max(int(common), low), high))

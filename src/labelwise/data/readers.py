@@ -176,13 +176,17 @@ def read_csv_labels(
     fn = _resolve_column(frame, filename_col, FILENAME_COLUMNS, 0, "file name", path)
     other = next((i for i, c in enumerate(frame.columns) if c != fn), None)
     lb = _resolve_column(frame, label_col, LABEL_COLUMNS, other, "label", path)
-    sp = _resolve_column(frame, split_col, SPLIT_COLUMNS, None, "split", path) if split_col is not None else next(
-        (c for c in SPLIT_COLUMNS if c in frame.columns), None
+    sp = (
+        _resolve_column(frame, split_col, SPLIT_COLUMNS, None, "split", path)
+        if split_col is not None
+        else next((c for c in SPLIT_COLUMNS if c in frame.columns), None)
     )
     names = frame[fn].astype(str).str.strip()
     empty = (names == "").to_numpy()
     if empty.any():
-        raise LabelwiseError(f"{path}: row {_row(int(np.flatnonzero(empty)[0]))} has an empty file name in column {fn!r}")
+        raise LabelwiseError(
+            f"{path}: row {_row(int(np.flatnonzero(empty)[0]))} has an empty file name in column {fn!r}"
+        )
     nul = names.str.contains("\x00", regex=False).to_numpy()
     if nul.any():
         raise LabelwiseError(f"{path}: row {_row(int(np.flatnonzero(nul)[0]))}: the file name holds a NUL byte")
@@ -291,7 +295,9 @@ def read_npz(
             raw = npz[key] if key is not None else np.full(n_images, -1)
             names = [str(c) for c in npz["classes"]] if "classes" in keys else None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise LabelwiseError(f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise LabelwiseError(
+            f"{path}: not a readable .npz file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
     if len(raw) != n_images:
         raise LabelwiseError(f"{path}: {len(raw)} labels for {n_images} images (array {key!r})")
     labels = [_npz_label(v, names) for v in raw]
@@ -300,9 +306,7 @@ def read_npz(
     table = pd.DataFrame({"sample_id": ids, "path": paths, "label": labels})
     if classes is None and names is not None:
         classes = names
-    return build_dataset(
-        table, source=f"npz:{path}", classes=_classes_arg(classes), check=check, n_jobs=n_jobs
-    )
+    return build_dataset(table, source=f"npz:{path}", classes=_classes_arg(classes), check=check, n_jobs=n_jobs)
 
 
 def read_table(path: str | os.PathLike[str], *, check: bool = True, n_jobs: int = 2) -> Dataset:

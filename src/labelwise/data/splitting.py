@@ -140,8 +140,9 @@ def split(
     if out is not None and Path(out).suffix.lower() not in {".csv", ".parquet"}:
         raise LabelwiseError(f"{out}: the split table must end in .csv or .parquet")
     ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
-    table = split_table(ds.table, valid_pct=valid_pct, folds=folds, random_state=random_state,
-                        keep_existing=keep_existing)
+    table = split_table(
+        ds.table, valid_pct=valid_pct, folds=folds, random_state=random_state, keep_existing=keep_existing
+    )
     result = Dataset(table, list(ds.classes), ds.problems, ds.source)
     if out is not None:
         out = Path(out)

@@ -69,9 +69,13 @@ class Dataset:
     def summary(self) -> dict[str, object]:
         """Counts for a run record: images, classes, per split and label source, problems."""
         t = self.table
-        return {"n_images": len(t), "n_classes": len(self.classes), "n_problems": len(self.problems),
-                "split": {str(k): int(v) for k, v in t["split"].value_counts().items()},
-                "label_source": {str(k): int(v) for k, v in t["label_source"].fillna("unlabeled").value_counts().items()}}
+        return {
+            "n_images": len(t),
+            "n_classes": len(self.classes),
+            "n_problems": len(self.problems),
+            "split": {str(k): int(v) for k, v in t["split"].value_counts().items()},
+            "label_source": {str(k): int(v) for k, v in t["label_source"].fillna("unlabeled").value_counts().items()},
+        }
 
     def save(self, folder: str | Path, *, name: str = TABLE_FILE) -> Path:
         """Write the table and ``classes.json`` into ``folder``; returns the table's path."""
@@ -207,8 +211,11 @@ def _warn_case_variants(labels: Sequence[str], source: str) -> None:
     clashes = [names for names in by_lower.values() if len(names) > 1]
     if clashes:
         shown = "; ".join(" and ".join(repr(n) for n in names) for names in clashes[:3])
-        log.warning("%s: labels %s differ only in case, so they are different classes; fix the labels if they name "
-                    "one class", source or "data", shown)
+        log.warning(
+            "%s: labels %s differ only in case, so they are different classes; fix the labels if they name one class",
+            source or "data",
+            shown,
+        )
 
 
 def _check_images(table: pd.DataFrame, *, n_jobs: int) -> tuple[pd.DataFrame, list[tuple[str, str]]]:

@@ -96,5 +96,3 @@ def walk_images(folder: Path, dataset_root: Path | None = None) -> tuple[list[Pa
             else:
                 problems.append((str(full), f"not an image (unsupported extension '{full.suffix or 'none'}')"))
     return files, problems
-
-

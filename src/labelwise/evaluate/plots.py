@@ -14,7 +14,11 @@ from ..report import new_figure
 
 
 def plot_confusion_matrix(
-    confusion: np.ndarray | list[list[int]], classes: Sequence[str], path: str | os.PathLike[str], *, normalize: bool = True
+    confusion: np.ndarray | list[list[int]],
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    normalize: bool = True,
 ) -> Path:
     """Confusion matrix as a heat map: rows = true class, columns = predicted.
 
@@ -42,8 +46,15 @@ def plot_confusion_matrix(
         for i in range(k):
             for j in range(k):
                 if cm[i, j]:
-                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7 if k > 12 else 9,
-                            color="white" if shade[i, j] > 0.5 * (shade.max() or 1) else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{int(cm[i, j])}",
+                        ha="center",
+                        va="center",
+                        fontsize=7 if k > 12 else 9,
+                        color="white" if shade[i, j] > 0.5 * (shade.max() or 1) else "black",
+                    )
     return save_figure(fig, path, dpi=110)
 
 
@@ -61,11 +72,17 @@ def plot_reliability(table: pd.DataFrame, path: str | os.PathLike[str], *, ece: 
     ax = fig.add_subplot()
     used = table[table["count"] > 0]
     width = (used["bin_upper"] - used["bin_lower"]).to_numpy()
-    ax.bar(used["bin_lower"], used["accuracy"], width=width, align="edge",
-           edgecolor="#1f4e79", color="#6fa8dc", label="accuracy")
+    ax.bar(
+        used["bin_lower"],
+        used["accuracy"],
+        width=width,
+        align="edge",
+        edgecolor="#1f4e79",
+        color="#6fa8dc",
+        label="accuracy",
+    )
     centre = (used["bin_lower"] + width / 2).to_numpy()
-    ax.plot(centre, used["confidence"], "_", color="#c0392b", markersize=12, markeredgewidth=2,
-            label="mean confidence")
+    ax.plot(centre, used["confidence"], "_", color="#c0392b", markersize=12, markeredgewidth=2, label="mean confidence")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     for x, n in zip(centre, used["count"]):  # sample count at the foot of each bar
         ax.text(x, 0.015, f"{int(n)}", ha="center", va="bottom", fontsize=6, rotation=90 if len(used) > 20 else 0)

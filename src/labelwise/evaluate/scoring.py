@@ -27,6 +27,7 @@ from ..train.metrics import classification_metrics, reliability_table
 
 log = logging.getLogger("labelwise")
 
+
 @recorded("evaluate", inputs=dataset_inputs("labels", files=("predictions",)))
 def evaluate(
     predictions: pd.DataFrame | str | os.PathLike[str],
@@ -66,8 +67,10 @@ def evaluate(
         run = TrainRun(predictions)
         held = run.held_out
         if held is None:
-            raise LabelwiseError(f"{run.folder}: no {' or '.join(f'{n}.csv' for n in TrainRun.HELD_OUT)}; is it a "
-                                 "`labelwise train` output folder?")
+            raise LabelwiseError(
+                f"{run.folder}: no {' or '.join(f'{n}.csv' for n in TrainRun.HELD_OUT)}; is it a "
+                "`labelwise train` output folder?"
+            )
         run.check(held.name, TrainRun.CLASSES, TrainRun.TABLE, *([run.test.name] if run.test else []))
         labels = labels if labels is not None else _train_labels(run.folder)
         classes = classes if classes is not None else run.folder / TrainRun.CLASSES
@@ -82,7 +85,9 @@ def evaluate(
     result = _score(frame, truth, class_list, source, positive, n_bins)
     if test_part is not None:
         try:
-            result["test"] = _score(read_probability_table(test_part), truth, class_list, str(test_part), positive, n_bins)
+            result["test"] = _score(
+                read_probability_table(test_part), truth, class_list, str(test_part), positive, n_bins
+            )
         except _NoMatch as exc:  # e.g. --labels that cover the training rows only
             log.warning("%s; the test split is not evaluated", exc)
             test_part = None
@@ -131,7 +136,7 @@ def _classes(classes: Any, predictions: Any, frame: pd.DataFrame) -> list[str]:
         beside = Path(predictions).parent / "classes.json"
         classes = beside if beside.is_file() else None
     if classes is None:
-        return [str(c)[len(PROB_PREFIX):] for c in frame.columns if str(c).startswith(PROB_PREFIX)]
+        return [str(c)[len(PROB_PREFIX) :] for c in frame.columns if str(c).startswith(PROB_PREFIX)]
     if isinstance(classes, (str, os.PathLike)):
         return read_classes(classes)
     return [str(c) for c in classes]
@@ -202,8 +207,9 @@ def _write(out: Path, result: dict[str, Any], classes: list[str], *, html: bool,
             "FRR: positives predicted negative; HTER = (FAR + FRR) / 2."
         )
         if result["roc_auc"] is None:
-            rep.warning("only one class is present in the true labels: ROC-AUC, HTER and the rate without samples "
-                        "are undefined")
+            rep.warning(
+                "only one class is present in the true labels: ROC-AUC, HTER and the rate without samples are undefined"
+            )
     rep.paragraph(f"ECE over {len(reliability)} equal-width bins of the top-class confidence (0 = calibrated).")
     rep.heading("Per class")
     rep.table(per_class.round(4))
@@ -212,6 +218,8 @@ def _write(out: Path, result: dict[str, Any], classes: list[str], *, html: bool,
     if "test" in result:
         test = result["test"]
         rep.heading("Test split")
-        rep.paragraph(f"accuracy {test['accuracy']:.4f}, balanced accuracy {test['balanced_accuracy']:.4f}, "
-                      f"macro-F1 {test['macro_f1']:.4f} (n={test['n']}); details in `test/report.md`.")
+        rep.paragraph(
+            f"accuracy {test['accuracy']:.4f}, balanced accuracy {test['balanced_accuracy']:.4f}, "
+            f"macro-F1 {test['macro_f1']:.4f} (n={test['n']}); details in `test/report.md`."
+        )
     rep.write(out / "report.md", html=html)

@@ -103,8 +103,10 @@ def default_backbone() -> str:
         try:
             import torch  # noqa: F401
         except ImportError:
-            log.warning("PyTorch is not installed: using raw pixels, which are much weaker than simclr features "
-                        "(pip install 'labelwise[torch]')")
+            log.warning(
+                "PyTorch is not installed: using raw pixels, which are much weaker than simclr features "
+                "(pip install 'labelwise[torch]')"
+            )
         else:
             return "simclr"
     return "pixels"

@@ -44,8 +44,9 @@ class CosineKNNKernel:
     the same rows with other labels searches no neighbours.
     """
 
-    def __init__(self, k: int = SPREAD_NEIGHBORS, power: float = SPREAD_POWER, batch_size: int = 4096,
-                 cache: bool = False) -> None:
+    def __init__(
+        self, k: int = SPREAD_NEIGHBORS, power: float = SPREAD_POWER, batch_size: int = 4096, cache: bool = False
+    ) -> None:
         self.k = k
         self.power = power
         self.batch_size = batch_size
@@ -57,8 +58,13 @@ class CosineKNNKernel:
         if A is not B or not self.cache:
             return self._graph(A, B)
         data = np.ascontiguousarray(A)
-        key = (hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest() + str(data.shape) + str(data.dtype),
-               self.k, float(self.power))
+        key = (
+            hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest()
+            + str(data.shape)
+            + str(data.dtype),
+            self.k,
+            float(self.power),
+        )
         if key not in _GRAPHS:
             _GRAPHS[key] = self._graph(A, A)
             while len(_GRAPHS) > _KEEP:
@@ -84,7 +90,9 @@ class CosineKNNKernel:
             rows.append(idx.ravel())
             cols.append(np.repeat(np.arange(start, start + len(idx)), idx.shape[1]))
             vals.append(sim.ravel())
-        W = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(A), len(B)))
+        W = sparse.coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(A), len(B))
+        )
         return (W + W.T).tocoo() if same else W.tocsr()
 
 
@@ -99,8 +107,16 @@ def normalise_rows(p: np.ndarray) -> np.ndarray:
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / max(p.shape[1], 1))
 
 
-def fit_spreading(X: np.ndarray, y: np.ndarray, n_classes: int, *, n_neighbors: int = SPREAD_NEIGHBORS,
-                  alpha: float = SPREAD_ALPHA, power: float = SPREAD_POWER, cache: bool = False) -> tuple[Any, np.ndarray]:
+def fit_spreading(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    n_neighbors: int = SPREAD_NEIGHBORS,
+    alpha: float = SPREAD_ALPHA,
+    power: float = SPREAD_POWER,
+    cache: bool = False,
+) -> tuple[Any, np.ndarray]:
     """Label spreading of ``y`` (n,) (``-1`` = unlabeled) over the cosine kNN graph of ``X`` (n, d)
     (:class:`CosineKNNKernel`), class-balanced: each class's spread mass is divided by its
     number of labels, so a class that happens to hold more labels does not flood the graph

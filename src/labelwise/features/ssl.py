@@ -146,7 +146,9 @@ class SimCLRBackbone(Backbone):
         threads = num_workers if num_workers else min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for start in range(0, len(paths), batch_size):
-                pixels = np.stack(list(pool.map(lambda p: load_square(p, self.size, mode), paths[start : start + batch_size])))
+                pixels = np.stack(
+                    list(pool.map(lambda p: load_square(p, self.size, mode), paths[start : start + batch_size]))
+                )
                 yield encode_images(encoder, pixels, batch_size=batch_size)
 
     def finish(self, vectors: np.ndarray) -> np.ndarray:

@@ -57,7 +57,9 @@ class Encoder(nn.Module):
 
 def projection_head(dim: int, out: int) -> nn.Sequential:
     """SimCLR's MLP ``dim → dim → out``, used only in training."""
-    return nn.Sequential(nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True), nn.Linear(dim, out))
+    return nn.Sequential(
+        nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True), nn.Linear(dim, out)
+    )
 
 
 class Views:

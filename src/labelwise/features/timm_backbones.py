@@ -234,7 +234,7 @@ def _download(cfg: Mapping[str, Any], name: str) -> tuple[Path, str] | None:
             path = torch_hub_dir() / "checkpoints" / os.path.basename(urlparse(str(cfg["url"])).path)
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(str(cfg["url"]), str(path))
-    except Exception as exc:  # noqa: BLE001 - network and HTTP errors come in many types; each means no weights
+    except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:150]
         raise LabelwiseError(f"{name}: cannot download its weights ({reason}); pass weights=FILE instead") from None
     return _cached_hub_file(cfg)
@@ -435,7 +435,14 @@ class TimmBackbone(Backbone):
             yield out.float().cpu().numpy()
 
 
-register_backbone(functools.partial(TimmBackbone, LITE0), name=LITE0,
-                  description="EfficientNet-Lite0 with the ImageNet weights of labelwise[pretrained] (works offline)")
-register_backbone_prefix(PREFIX, TimmBackbone, description="any timm architecture (weights from --weights or the local "
-                         "Hugging Face cache; --download fetches them)")
+register_backbone(
+    functools.partial(TimmBackbone, LITE0),
+    name=LITE0,
+    description="EfficientNet-Lite0 with the ImageNet weights of labelwise[pretrained] (works offline)",
+)
+register_backbone_prefix(
+    PREFIX,
+    TimmBackbone,
+    description="any timm architecture (weights from --weights or the local "
+    "Hugging Face cache; --download fetches them)",
+)

@@ -200,5 +200,8 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
 
 
 for _name in ARCHITECTURES:
-    register_backbone(functools.partial(TorchvisionBackbone, _name), name=_name,
-                      description=f"torchvision {_name}, pooled features (ImageNet weights from --weights or the hub cache)")
+    register_backbone(
+        functools.partial(TorchvisionBackbone, _name),
+        name=_name,
+        description=f"torchvision {_name}, pooled features (ImageNet weights from --weights or the hub cache)",
+    )

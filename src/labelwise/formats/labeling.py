@@ -111,8 +111,15 @@ def label_studio_tasks(
             prediction: dict[str, Any] = {"model_version": model_version}
             if score_col is not None:
                 prediction["score"] = float(row[score_col])
-            prediction["result"] = [{"id": f"r{i}", "from_name": from_name, "to_name": to_name, "type": "choices",
-                                     "value": {"choices": [str(pred)]}}]
+            prediction["result"] = [
+                {
+                    "id": f"r{i}",
+                    "from_name": from_name,
+                    "to_name": to_name,
+                    "type": "choices",
+                    "value": {"choices": [str(pred)]},
+                }
+            ]
             task["predictions"] = [prediction]
         tasks.append(task)
     return tasks
@@ -131,17 +138,20 @@ def labeling_config(classes: Sequence[str], *, from_name: str = "choice", to_nam
     </View>
     """
     choices = "\n".join(f"    <Choice value={quoteattr(str(c))}/>" for c in classes)
-    return (f'<View>\n  <Image name={quoteattr(to_name)} value="${to_name}"/>\n'
-            f'  <Choices name={quoteattr(from_name)} toName={quoteattr(to_name)} choice="single" showInline="true">\n'
-            f"{choices}\n  </Choices>\n</View>\n")
+    return (
+        f'<View>\n  <Image name={quoteattr(to_name)} value="${to_name}"/>\n'
+        f'  <Choices name={quoteattr(from_name)} toName={quoteattr(to_name)} choice="single" showInline="true">\n'
+        f"{choices}\n  </Choices>\n</View>\n"
+    )
 
 
 def write_toloka_tsv(path: str | os.PathLike[str], rows: pd.DataFrame) -> Path:
     """Write a Toloka task file (header ``INPUT:…``, ``GOLDEN:…``, ``HINT:text``) atomically;
     fields with a quote, tab or line break are quoted, inner quotes doubled."""
     with atomic_open(path, newline="") as fh:
-        writer = csv.writer(fh, delimiter="\t", quotechar='"', doublequote=True, quoting=csv.QUOTE_MINIMAL,
-                            lineterminator="\n")
+        writer = csv.writer(
+            fh, delimiter="\t", quotechar='"', doublequote=True, quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
+        )
         writer.writerow(list(rows.columns))
         writer.writerows(rows.fillna("").astype(str).itertuples(index=False, name=None))
     return Path(path)

@@ -72,7 +72,9 @@ class TrainRun:
         """``model.json``, checked to be readable and complete."""
         path = self.folder / self.MODEL
         if not path.is_file():
-            raise LabelwiseError(f"{self.folder}: not a trained model folder (no {self.MODEL}); run `labelwise train` first")
+            raise LabelwiseError(
+                f"{self.folder}: not a trained model folder (no {self.MODEL}); run `labelwise train` first"
+            )
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -89,8 +91,14 @@ class TrainRun:
         every file of the layout that exists) were not all written by the run ``run.json`` records."""
         if not names:
             members = [self.member(k) for k in range(_count_folds(self.folder))]
-            names = (self.MODEL, self.CONFIG, self.CLASSES, self.TABLE, *members,
-                     *(f"{n}.csv" for n in (*self.HELD_OUT, self.TEST, self.DYNAMICS)))
+            names = (
+                self.MODEL,
+                self.CONFIG,
+                self.CLASSES,
+                self.TABLE,
+                *members,
+                *(f"{n}.csv" for n in (*self.HELD_OUT, self.TEST, self.DYNAMICS)),
+            )
         check_run_folder(self.folder, names, command="train")
 
 

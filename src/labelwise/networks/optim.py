@@ -10,7 +10,9 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "step", "cosine", "warmup-cosine", "onecycle")
 
 
-def make_optimizer(params: list[torch.nn.Parameter], name: str, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: list[torch.nn.Parameter], name: str, *, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """AdamW, or SGD with Nesterov momentum 0.9; no weight decay on biases and norm weights."""
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -53,9 +55,14 @@ def make_schedule(
             return sched.CosineAnnealingLR(optimizer, T_max=total)
         return sched.SequentialLR(
             optimizer,
-            [sched.LinearLR(optimizer, start_factor=0.01, total_iters=warm), sched.CosineAnnealingLR(optimizer, T_max=total - warm)],
+            [
+                sched.LinearLR(optimizer, start_factor=0.01, total_iters=warm),
+                sched.CosineAnnealingLR(optimizer, T_max=total - warm),
+            ],
             milestones=[warm],
         )
     if name == "onecycle":
-        return sched.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=0.3, div_factor=25.0, final_div_factor=1e3)
+        return sched.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total, pct_start=0.3, div_factor=25.0, final_div_factor=1e3
+        )
     raise LabelwiseError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")

@@ -20,7 +20,9 @@ log = logging.getLogger("labelwise")
 POLICIES = ("relabel", "prune", "review")
 
 
-def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relabel", *, where: str = "issues") -> pd.DataFrame:
+def clean_labels(
+    table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relabel", *, where: str = "issues"
+) -> pd.DataFrame:
     """A copy of ``table`` with the issues applied, keyed by ``sample_id``.
 
     ``relabel``: an issue's label becomes its ``suggested_label`` (``label_source`` =
@@ -38,7 +40,9 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
         raise LabelwiseError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     missing = [c for c in ("sample_id", "suggested_label", "is_issue") if c not in issues]
     if missing:
-        raise LabelwiseError(f"{where}: lacks column(s) {', '.join(missing)}; use the label_issues.csv of `labelwise issues`")
+        raise LabelwiseError(
+            f"{where}: lacks column(s) {', '.join(missing)}; use the label_issues.csv of `labelwise issues`"
+        )
     out = table.copy()
     if "given_label" not in out:
         out["given_label"] = out["label"]
@@ -46,8 +50,10 @@ def clean_labels(table: pd.DataFrame, issues: pd.DataFrame, policy: str = "relab
     suggested = flagged.set_index(flagged["sample_id"].astype(str))["suggested_label"]
     unknown = sorted(set(suggested.index) - set(out["sample_id"].astype(str)))
     if unknown:
-        raise LabelwiseError(f"{where}: sample_id {unknown[0]!r} is not in the dataset ({len(unknown)} such); is it the "
-                             "issues file of another dataset?")
+        raise LabelwiseError(
+            f"{where}: sample_id {unknown[0]!r} is not in the dataset ({len(unknown)} such); is it the "
+            "issues file of another dataset?"
+        )
     hit = out["sample_id"].astype(str).isin(suggested.index) & out["label"].notna()
     if policy == "relabel":
         out.loc[hit, "label"] = out.loc[hit, "sample_id"].astype(str).map(suggested).astype(str)
@@ -95,7 +101,9 @@ def clean(
         flagged = issues["is_issue"].astype(str).str.lower().isin({"true", "1"})
         bad = sorted(set(issues.loc[flagged, "suggested_label"].astype(str)) - set(ds.classes))
         if bad:
-            raise LabelwiseError(f"{where}: suggested label {bad[0]!r} is not in the class list ({', '.join(ds.classes[:10])})")
+            raise LabelwiseError(
+                f"{where}: suggested label {bad[0]!r} is not in the class list ({', '.join(ds.classes[:10])})"
+            )
         issues = issues.assign(is_issue=flagged)
     table = clean_labels(ds.table, issues, policy, where=where)
     cleaned = Dataset(table, ds.classes, ds.problems, ds.source)
@@ -104,8 +112,14 @@ def clean(
         flagged = issues[issues["is_issue"].astype(bool)].copy()
         flagged["decision"] = ""
         write_table(out.with_name(out.stem + ".review.csv"), flagged)
-        tasks = label_studio_tasks(flagged, root=ls_root, prediction_col="suggested_label", score_col="label_quality",
-                                   data_cols=("given_label", "label_quality"), model_version="labelwise-issues")
+        tasks = label_studio_tasks(
+            flagged,
+            root=ls_root,
+            prediction_col="suggested_label",
+            score_col="label_quality",
+            data_cols=("given_label", "label_quality"),
+            model_version="labelwise-issues",
+        )
         write_json(out.with_name(out.stem + ".label_studio.json"), tasks)
         log.warning(
             "Label Studio serves local images only with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "

@@ -11,7 +11,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +41,7 @@ Detector = Callable[..., Detection]
 # on noisy data the thresholds are far lower (0.2–0.6 on every bench/noise.py cell).
 CONFIDENT = 0.8
 # One embedding (n, d), or several of the same samples whose neighbour votes are averaged.
-Embeddings = Union[np.ndarray, Sequence[np.ndarray]]
+Embeddings = np.ndarray | Sequence[np.ndarray]
 #: ``fn(labels, *, pred_probs, embeddings, **options) -> Detection`` by name.
 DETECTORS: Registry[Detector] = kind("detectors", Registry("detector", sort=True))
 
@@ -60,8 +60,16 @@ def get_detector(name: str) -> Detector:
     return DETECTORS.get(name)
 
 
-FILTERS = ("calibrated_margin", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
+FILTERS = (
+    "calibrated_margin",
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "both",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_normalized_margin",
+    "low_self_confidence",
+)
 DEFAULT_FILTER = "calibrated_margin"
 
 
@@ -106,18 +114,23 @@ def detect_cleanlab(
     try:
         with warnings.catch_warnings():  # issues.py warns about tiny classes once, by name
             warnings.filterwarnings("ignore", message=".*too few examples", category=UserWarning)
-            thresholds = np.minimum(np.nan_to_num(get_confident_thresholds(labels, pred_probs), nan=CONFIDENT), CONFIDENT)
+            thresholds = np.minimum(
+                np.nan_to_num(get_confident_thresholds(labels, pred_probs), nan=CONFIDENT), CONFIDENT
+            )
             joint = compute_confident_joint(labels, pred_probs, thresholds=thresholds)
             if filter_by == "calibrated_margin":
                 quality = get_label_quality_scores(labels, pred_probs, method="normalized_margin")
-                n_issues = num_label_issues(labels, pred_probs, confident_joint=joint, estimation_method="off_diagonal_custom")
+                n_issues = num_label_issues(
+                    labels, pred_probs, confident_joint=joint, estimation_method="off_diagonal_custom"
+                )
                 mask = np.zeros(len(labels), bool)
                 mask[np.argsort(quality, kind="stable")[:n_issues]] = True
                 mask &= pred_probs.argmax(1) != labels  # a label that is still the best guess stays
             else:
                 quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")
-                mask = find_label_issues(labels, pred_probs, filter_by=filter_by, confident_joint=joint,
-                                         min_examples_per_class=1, n_jobs=1)
+                mask = find_label_issues(
+                    labels, pred_probs, filter_by=filter_by, confident_joint=joint, min_examples_per_class=1, n_jobs=1
+                )
     except ValueError as exc:
         raise LabelwiseError(f"cleanlab: {str(exc).splitlines()[0]}") from None
     return Detection(np.asarray(mask, bool), np.asarray(quality, float), pred_probs.argmax(1), pred_probs)
@@ -134,7 +147,6 @@ def auto_neighbors(labels: np.ndarray) -> int:
     counts = np.bincount(np.asarray(labels))
     smallest = int(counts[counts > 0].min()) if counts.any() else 0
     return int(np.clip(smallest // 4, 5, MAX_NEIGHBORS))
-
 
 
 def neighbor_probs(
@@ -230,8 +242,11 @@ def detect_ensemble(
     if pred_probs is not None:
         sources.append(pred_probs)
     if embeddings is not None:
-        sources.append(neighbor_probs(embeddings, labels, n_classes or pred_probs.shape[1], k=k or auto_neighbors(labels),
-                                     held_out=held_out))
+        sources.append(
+            neighbor_probs(
+                embeddings, labels, n_classes or pred_probs.shape[1], k=k or auto_neighbors(labels), held_out=held_out
+            )
+        )
     if not sources:
         raise LabelwiseError("the ensemble detector needs probabilities, embeddings or both")
     return detect_cleanlab(labels, pred_probs=np.mean(sources, axis=0), filter_by=filter_by)

@@ -65,8 +65,9 @@ def label_issues(
     """
     labels = np.asarray(labels)
     n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
-    options = dict(pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by,
-                   held_out=held_out)
+    options = dict(
+        pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by, held_out=held_out
+    )
     usable = [name for name in list_detectors() if _usable(name, pred_probs, embeddings)]
     if method not in usable:
         get_detector(method)  # an unknown name: a clear error
@@ -74,9 +75,7 @@ def label_issues(
         raise LabelwiseError(f"detector {method!r} needs {need}")
     votes = {name: get_detector(name)(labels, **options) for name in usable}
     chosen = votes[method]
-    frame = pd.DataFrame(
-        {"suggested": chosen.suggested, "label_quality": chosen.quality, "is_issue": chosen.is_issue}
-    )
+    frame = pd.DataFrame({"suggested": chosen.suggested, "label_quality": chosen.quality, "is_issue": chosen.is_issue})
     for name, det in votes.items():
         frame[f"vote_{name}"] = det.is_issue
     return frame
@@ -88,7 +87,9 @@ def _usable(name: str, pred_probs: Any, embeddings: Any) -> bool:
     )
 
 
-def out_of_fold_head_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, random_state: int = 0) -> np.ndarray:
+def out_of_fold_head_probs(
+    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, random_state: int = 0
+) -> np.ndarray:
     """Out-of-fold probabilities of a logistic regression on standardised ``embeddings``:
     the fast probability source when no ``train`` run is given."""
     from sklearn.linear_model import LogisticRegression
@@ -201,9 +202,15 @@ def find_issues(
             options.update(folds=1, valid_pct=0.0, dynamics=True)
         else:
             options.update(folds=folds)
-        train(Dataset(labeled.assign(split="train"), ds.classes, source=ds.source), Path(out) / "train",
-              model=model, epochs=epochs or ISSUES_EPOCHS[source].get(model), random_state=random_state,
-              n_jobs=n_jobs, **options)
+        train(
+            Dataset(labeled.assign(split="train"), ds.classes, source=ds.source),
+            Path(out) / "train",
+            model=model,
+            epochs=epochs or ISSUES_EPOCHS[source].get(model),
+            random_state=random_state,
+            n_jobs=n_jobs,
+            **options,
+        )
         run = TrainRun(Path(out) / "train")
         probs = run.path(TrainRun.DYNAMICS) if source == "dynamics" else run.folder
         trained_dynamics = source == "dynamics"
@@ -218,30 +225,48 @@ def find_issues(
         embeddings, held_out = _network_features(networks, labeled, n_jobs)
     elif method != "cleanlab" or pred_probs is None:
         embeddings = embed(
-            Dataset(labeled, ds.classes, source=ds.source), backbone=backbone or "pixels", size=size, weights=weights,
-            cache_dir=cache_dir, random_state=random_state,
+            Dataset(labeled, ds.classes, source=ds.source),
+            backbone=backbone or "pixels",
+            size=size,
+            weights=weights,
+            cache_dir=cache_dir,
+            random_state=random_state,
         )
     if pred_probs is None and method != "neighbors":
         pred_probs = out_of_fold_head_probs(embeddings, y, len(ds.classes), folds=folds, random_state=random_state)
-    found = label_issues(y, pred_probs=pred_probs, embeddings=embeddings, method=method, k=k,
-                         filter_by=filter_by, n_classes=len(ds.classes), held_out=held_out)
+    found = label_issues(
+        y,
+        pred_probs=pred_probs,
+        embeddings=embeddings,
+        method=method,
+        k=k,
+        filter_by=filter_by,
+        n_classes=len(ds.classes),
+        held_out=held_out,
+    )
     classes = np.asarray(ds.classes, dtype=object)
-    table = pd.DataFrame({
-        "sample_id": labeled["sample_id"],
-        "path": labeled["path"],
-        "given_label": labeled["label"],
-        "suggested_label": classes[found["suggested"].to_numpy()],
-        "label_quality": found["label_quality"].round(6),
-        "is_issue": found["is_issue"],
-    })
+    table = pd.DataFrame(
+        {
+            "sample_id": labeled["sample_id"],
+            "path": labeled["path"],
+            "given_label": labeled["label"],
+            "suggested_label": classes[found["suggested"].to_numpy()],
+            "label_quality": found["label_quality"].round(6),
+            "is_issue": found["is_issue"],
+        }
+    )
     for col in found.columns:
         if col.startswith("vote_"):
             table[col] = found[col]
-    table = table.sort_values(["is_issue", "label_quality"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    table = table.sort_values(["is_issue", "label_quality"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
     rates = (
-        table.groupby("given_label", sort=False)["is_issue"].agg(n="size", n_issues="sum")
+        table.groupby("given_label", sort=False)["is_issue"]
+        .agg(n="size", n_issues="sum")
         .reindex([c for c, n in zip(ds.classes, counts) if n > 0])
-        .rename_axis("class").reset_index()
+        .rename_axis("class")
+        .reset_index()
     )
     rates["estimated_noise_rate"] = (rates["n_issues"] / rates["n"]).round(4)
     result = IssuesResult(table, rates, method)
@@ -258,8 +283,10 @@ def _check_judgeable(counts: np.ndarray, classes: list[str], source: str) -> Non
         only = f"only class {classes[present[0]]!r} has" if len(present) else "no class has"
         raise LabelwiseError(f"{where}: {only} labeled images; judging labels needs at least two classes")
     if counts[present].max() < 2:
-        raise LabelwiseError(f"{where}: every class has a single labeled image ({int(counts.sum())} in all); a label "
-                             "can be judged only against others of its class: label more images")
+        raise LabelwiseError(
+            f"{where}: every class has a single labeled image ({int(counts.sum())} in all); a label "
+            "can be judged only against others of its class: label more images"
+        )
 
 
 def _model_folder(probs: Any) -> Path | None:
@@ -289,7 +316,10 @@ def _trains(model: str | None) -> bool:
     try:
         import torch  # noqa: F401
     except ImportError:
-        log.warning("PyTorch is not installed: out-of-fold probabilities from a logistic regression on the embeddings instead of %r", model)
+        log.warning(
+            "PyTorch is not installed: out-of-fold probabilities from a logistic regression on the embeddings instead of %r",
+            model,
+        )
         return False
     return True
 
@@ -316,7 +346,9 @@ def read_probabilities(probs: Any, sample_ids: pd.Series, classes: list[str]) ->
     wanted = sample_ids.astype(str)
     missing = ~wanted.isin(position.index)
     if missing.any():
-        raise LabelwiseError(f"{where}: no probabilities for sample_id {wanted[missing].iloc[0]!r} ({int(missing.sum())} missing)")
+        raise LabelwiseError(
+            f"{where}: no probabilities for sample_id {wanted[missing].iloc[0]!r} ({int(missing.sum())} missing)"
+        )
     p = p[position.loc[wanted].to_numpy()]
     return p / p.sum(1, keepdims=True)
 
@@ -328,11 +360,22 @@ def _warn_if_in_sample(probs: np.ndarray, y: np.ndarray) -> None:
         log.warning(
             "the probabilities agree with %.1f%% of the given labels at %.3f mean confidence: they look "
             "in-sample (the model saw these labels). Use out-of-fold probabilities (train --folds K) "
-            "or wrong labels will be missed", 100 * accuracy, confidence,
+            "or wrong labels will be missed",
+            100 * accuracy,
+            confidence,
         )
 
 
-def _write(out: Path, result: IssuesResult, ds: Dataset, probs: np.ndarray | None, labeled: pd.DataFrame, *, top: int, html: bool) -> None:
+def _write(
+    out: Path,
+    result: IssuesResult,
+    ds: Dataset,
+    probs: np.ndarray | None,
+    labeled: pd.DataFrame,
+    *,
+    top: int,
+    html: bool,
+) -> None:
     from ..report import Report
 
     write_table(out / "label_issues.csv", result.table)
@@ -352,7 +395,11 @@ def _write(out: Path, result: IssuesResult, ds: Dataset, probs: np.ndarray | Non
     if len(worst):
         rep.image(out / "top_issues.png", "top issues: given → suggested")
         rep.heading("Worst issues")
-        rep.table(worst[["sample_id", "given_label", "suggested_label", "label_quality"]], max_rows=top, note_file="label_issues.csv")
+        rep.table(
+            worst[["sample_id", "given_label", "suggested_label", "label_quality"]],
+            max_rows=top,
+            note_file="label_issues.csv",
+        )
     rep.write(out / "report.md", html=html)
 
 

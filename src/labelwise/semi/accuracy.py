@@ -27,8 +27,16 @@ class HeldOutSeeds:
     folds: int
 
 
-def cross_validate_seeds(embeddings: np.ndarray, labels: np.ndarray, *, method: str, n_classes: int,
-                         folds: int = 5, random_state: int = 0, options: dict[str, Any] | None = None) -> HeldOutSeeds | None:
+def cross_validate_seeds(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    method: str,
+    n_classes: int,
+    folds: int = 5,
+    random_state: int = 0,
+    options: dict[str, Any] | None = None,
+) -> HeldOutSeeds | None:
     """Hide each of ``folds`` stratified folds of the labeled rows in turn and pseudo-label
     them with ``method`` along with the pool. Only classes with at least 2 labeled rows take
     part (hiding a class's only seed would remove the class); ``None`` when no class has 2.
@@ -53,7 +61,9 @@ def cross_validate_seeds(embeddings: np.ndarray, labels: np.ndarray, *, method: 
         masked[hidden] = -1
         estimator = get_method(method, **(options or {}))
         params = estimator.get_params()
-        estimator.set_params(n_classes=n_classes, **({"random_state": random_state} if "random_state" in params else {}))
+        estimator.set_params(
+            n_classes=n_classes, **({"random_state": random_state} if "random_state" in params else {})
+        )
         estimator.fit(embeddings, masked)
         conf.append(estimator.confidence_[hidden])
         correct.append(estimator.transduction_[hidden] == y[hidden])
@@ -61,8 +71,13 @@ def cross_validate_seeds(embeddings: np.ndarray, labels: np.ndarray, *, method: 
     return HeldOutSeeds(np.concatenate(conf), np.concatenate(correct), np.concatenate(problem), n_folds)
 
 
-def coverage_table(pool_confidence: np.ndarray, vouched: np.ndarray, held: HeldOutSeeds | None, *,
-                   coverages: Sequence[float] = COVERAGES) -> pd.DataFrame:
+def coverage_table(
+    pool_confidence: np.ndarray,
+    vouched: np.ndarray,
+    held: HeldOutSeeds | None,
+    *,
+    coverages: Sequence[float] = COVERAGES,
+) -> pd.DataFrame:
     """Coverage of the unlabeled pool vs estimated accuracy.
 
     One row per ``coverages`` level (the most confident share of the pool) plus one for the
@@ -85,11 +100,18 @@ def coverage_table(pool_confidence: np.ndarray, vouched: np.ndarray, held: HeldO
             # the whole pool: every held-out row counts, also one less confident than any pool row
             cut = -np.inf if n >= len(conf) else covered[-1] if n else np.inf
             mask = None if held is None else held.confidence >= cut
-        row = {"coverage": name, "share_of_pool": round(float(share), 4), "n_images": int(n),
-               "mean_confidence": round(float(covered.mean()), 4) if len(covered) else None}
+        row = {
+            "coverage": name,
+            "share_of_pool": round(float(share), 4),
+            "n_images": int(n),
+            "mean_confidence": round(float(covered.mean()), 4) if len(covered) else None,
+        }
         if held is not None and mask is not None and mask.any():
-            row.update(estimated_accuracy=round(float(held.correct[mask].mean()), 4), held_out_n=int(mask.sum()),
-                       estimate="held-out labeled images")
+            row.update(
+                estimated_accuracy=round(float(held.correct[mask].mean()), 4),
+                held_out_n=int(mask.sum()),
+                estimate="held-out labeled images",
+            )
         else:
             row.update(estimated_accuracy=row["mean_confidence"], held_out_n=0, estimate="mean confidence")
         rows.append(row)

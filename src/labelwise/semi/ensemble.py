@@ -51,9 +51,18 @@ class Ensemble(BaseEstimator):
     check_ : the fitted ``KnnKMeans`` (or None).
     """
 
-    def __init__(self, *, n_neighbors: int | tuple[int, ...] = SPREAD_NEIGHBORS, rounds: int = 6, sharpen: float = 2.0,
-                 threshold: float = 0.9, check: bool = True, check_weight: float = 0.5, n_classes: int | None = None,
-                 random_state: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        n_neighbors: int | tuple[int, ...] = SPREAD_NEIGHBORS,
+        rounds: int = 6,
+        sharpen: float = 2.0,
+        threshold: float = 0.9,
+        check: bool = True,
+        check_weight: float = 0.5,
+        n_classes: int | None = None,
+        random_state: int = 0,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.rounds = rounds
         self.sharpen = sharpen
@@ -69,8 +78,14 @@ class Ensemble(BaseEstimator):
         X, y, k = check_inputs(X, y, self.n_classes)
         spread = Spreading(n_neighbors=self.n_neighbors, threshold=self.threshold, n_classes=k)
         self.spread_ = clone(spread).fit(X, y)
-        self.self_training_ = SelfTraining(spread, criterion="fraction", rounds=self.rounds, threshold=self.threshold,
-                                           n_classes=k, random_state=self.random_state).fit(X, y)
+        self.self_training_ = SelfTraining(
+            spread,
+            criterion="fraction",
+            rounds=self.rounds,
+            threshold=self.threshold,
+            n_classes=k,
+            random_state=self.random_state,
+        ).fit(X, y)
         probs = ((self.spread_.label_distributions_ + self.self_training_.label_distributions_) / 2) ** self.sharpen
         probs /= probs.sum(1, keepdims=True)
         finish(self, y, probs, threshold=self.threshold, problem="spread probability low")

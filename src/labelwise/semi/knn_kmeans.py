@@ -47,9 +47,17 @@ class KnnKMeans(BaseEstimator):
     [0, 0, 1, 1, 0, 1]
     """
 
-    def __init__(self, *, ks: Sequence[int] = (3, 5, 10), weightings: Sequence[str] = WEIGHTINGS,
-                 agreement: float = 0.75, threshold: float = 0.5, n_neighbors: int = 5,
-                 n_classes: int | None = None, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        ks: Sequence[int] = (3, 5, 10),
+        weightings: Sequence[str] = WEIGHTINGS,
+        agreement: float = 0.75,
+        threshold: float = 0.5,
+        n_neighbors: int = 5,
+        n_classes: int | None = None,
+        random_state: int = 0,
+    ) -> None:
         self.ks = ks
         self.weightings = weightings
         self.agreement = agreement
@@ -66,7 +74,9 @@ class KnnKMeans(BaseEstimator):
         X, y, k = check_inputs(X, y, self.n_classes)
         unknown = [w for w in self.weightings if w not in WEIGHTINGS]
         if unknown or not len(self.weightings) or not len(self.ks) or min(self.ks) < 1:
-            raise LabelwiseError(f"knn-kmeans needs ks >= 1 and weightings from {', '.join(WEIGHTINGS)}; got {list(self.ks)}, {list(self.weightings)}")
+            raise LabelwiseError(
+                f"knn-kmeans needs ks >= 1 and weightings from {', '.join(WEIGHTINGS)}; got {list(self.ks)}, {list(self.weightings)}"
+            )
         Xn = unit_rows(X)
         seeds, pool = np.flatnonzero(y >= 0), np.flatnonzero(y < 0)
         counts = np.bincount(y[seeds], minlength=k)
@@ -89,7 +99,9 @@ class KnnKMeans(BaseEstimator):
         differ = unlabeled & ~split & (self.cluster_labels_ != majority)
         problematic = split | differ
         why = np.full(len(y), "", dtype=object)
-        why[split] = [f"kNN votes split ({a:.0%} agree, mean vote share {s:.2f})" for a, s in zip(agree[split], share[split])]
+        why[split] = [
+            f"kNN votes split ({a:.0%} agree, mean vote share {s:.2f})" for a, s in zip(agree[split], share[split])
+        ]
         why[differ] = "k-means cluster and kNN vote disagree"
         near = self._near_problematic(Xn, problematic) & unlabeled & ~problematic
         why[near] = "a nearest neighbour is problematic"
@@ -102,8 +114,9 @@ class KnnKMeans(BaseEstimator):
         return self
 
     @staticmethod
-    def _member(Xn: np.ndarray, y: np.ndarray, seeds: np.ndarray, pool: np.ndarray, k: int, weighting: str,
-                n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    def _member(
+        Xn: np.ndarray, y: np.ndarray, seeds: np.ndarray, pool: np.ndarray, k: int, weighting: str, n_classes: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One kNN classifier's vote and vote share for the ``pool`` rows."""
         if weighting == "similarity":
             found = knn_propagate(Xn, y, n_classes=n_classes, k=k, threshold=1.0)

@@ -85,7 +85,9 @@ def finish(estimator: Any, y: np.ndarray, probs: np.ndarray, *, threshold: float
     estimator.transduction_ = np.where(labeled, y, guess)
     estimator.confidence_ = np.where(labeled, 1.0, confidence)
     estimator.problematic_ = ~labeled & (confidence < threshold)
-    estimator.why_ = np.array([f"{problem} ({c:.2f} < {threshold:g})" if p else "" for p, c in
-                               zip(estimator.problematic_, confidence)], dtype=object)
+    estimator.why_ = np.array(
+        [f"{problem} ({c:.2f} < {threshold:g})" if p else "" for p, c in zip(estimator.problematic_, confidence)],
+        dtype=object,
+    )
     estimator.label_distributions_ = probs
     return estimator

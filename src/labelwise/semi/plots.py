@@ -13,8 +13,9 @@ from .._io import save_figure
 from ..report import new_figure
 
 
-def map_coordinates(embeddings: np.ndarray, *, max_points: int = 5000, keep: np.ndarray | None = None,
-                    random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def map_coordinates(
+    embeddings: np.ndarray, *, max_points: int = 5000, keep: np.ndarray | None = None, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """t-SNE (scikit-learn) coordinates of at most ``max_points`` rows (every ``keep`` row
     among them, the rest drawn at random); returns ``(rows, (len(rows), 2) coordinates)``."""
     from sklearn.decomposition import PCA
@@ -37,8 +38,13 @@ def map_coordinates(embeddings: np.ndarray, *, max_points: int = 5000, keep: np.
     return rows, xy
 
 
-def plot_map(xy: np.ndarray, labels: Sequence[object], source: Sequence[str], classes: Sequence[str],
-             path: str | os.PathLike[str]) -> Path:
+def plot_map(
+    xy: np.ndarray,
+    labels: Sequence[object],
+    source: Sequence[str],
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+) -> Path:
     """The map: colour = label (grey when none), ● given, · pseudo, ○ uncertain (problematic
     beyond the budget), × problematic."""
     from matplotlib.lines import Line2D
@@ -47,14 +53,17 @@ def plot_map(xy: np.ndarray, labels: Sequence[object], source: Sequence[str], cl
     source = np.asarray(source, dtype=object)
     colours = _palette(len(classes))
     index = {c: i for i, c in enumerate(classes)}
-    colour = np.array([colours[index[v]] if isinstance(v, str) and v in index else (0.6, 0.6, 0.6, 1.0)
-                       for v in labels])
+    colour = np.array(
+        [colours[index[v]] if isinstance(v, str) and v in index else (0.6, 0.6, 0.6, 1.0) for v in labels]
+    )
     fig = new_figure(8.5, 7)
     ax = fig.add_subplot()
-    styles = {"pseudo": dict(marker="o", s=12, alpha=0.8, linewidths=0),
-              "uncertain": dict(marker="o", s=10, alpha=0.5, facecolors="none"),
-              "problematic": dict(marker="x", s=22, alpha=0.9, linewidths=1.0),
-              "given": dict(marker="o", s=40, alpha=1.0, edgecolors="black", linewidths=0.7)}
+    styles = {
+        "pseudo": dict(marker="o", s=12, alpha=0.8, linewidths=0),
+        "uncertain": dict(marker="o", s=10, alpha=0.5, facecolors="none"),
+        "problematic": dict(marker="x", s=22, alpha=0.9, linewidths=1.0),
+        "given": dict(marker="o", s=40, alpha=1.0, edgecolors="black", linewidths=0.7),
+    }
     for name, style in styles.items():
         rows = source == name
         if rows.any():
@@ -63,8 +72,16 @@ def plot_map(xy: np.ndarray, labels: Sequence[object], source: Sequence[str], cl
     fig.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     if len(classes) <= 40:
         handles = [Line2D([], [], color=colours[i], marker="s", linestyle="") for i in range(len(classes))]
-        ax.legend(handles, [str(c) for c in classes], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-                  title="label", frameon=False, ncol=1 + len(classes) // 20)
+        ax.legend(
+            handles,
+            [str(c) for c in classes],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            title="label",
+            frameon=False,
+            ncol=1 + len(classes) // 20,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("t-SNE map of the embeddings")
@@ -80,8 +97,15 @@ def plot_coverage(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax.plot(levels["share_of_pool"], levels["mean_confidence"], "s--", label="mean confidence", alpha=0.7)
     vouched = table[~table["coverage"].str.startswith("top")]
     if len(vouched) and vouched["n_images"].iloc[0] > 0:
-        ax.scatter(vouched["share_of_pool"], vouched["estimated_accuracy"], marker="*", s=160, color="#c44",
-                   zorder=3, label="not problematic")
+        ax.scatter(
+            vouched["share_of_pool"],
+            vouched["estimated_accuracy"],
+            marker="*",
+            s=160,
+            color="#c44",
+            zorder=3,
+            label="not problematic",
+        )
     ax.set_xlabel("share of the unlabeled pool (most confident first)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1.02)

@@ -103,8 +103,16 @@ def pseudo_label(
     chosen = fitted[method]
     if chosen is None:
         empty = np.zeros(len(y), bool)
-        return PseudoLabels(y.copy(), np.ones(len(y)), np.full(len(y), "given", dtype=object), empty, empty.copy(),
-                            np.full(len(y), "", dtype=object), method, {n: y.copy() for n in names})
+        return PseudoLabels(
+            y.copy(),
+            np.ones(len(y)),
+            np.full(len(y), "given", dtype=object),
+            empty,
+            empty.copy(),
+            np.full(len(y), "", dtype=object),
+            method,
+            {n: y.copy() for n in names},
+        )
     doubtful = np.asarray(chosen.problematic_, bool) & unlabeled
     why = np.where(unlabeled, chosen.why_, "").astype(object)
     problematic, why = apply_budget(doubtful, chosen.confidence_, why, budget)
@@ -120,8 +128,9 @@ def pseudo_label(
     )
 
 
-def apply_budget(problematic: np.ndarray, confidence: np.ndarray, why: np.ndarray,
-                 budget: int | None) -> tuple[np.ndarray, np.ndarray]:
+def apply_budget(
+    problematic: np.ndarray, confidence: np.ndarray, why: np.ndarray, budget: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep the ``budget`` least confident problematic rows (ties: lower row first); the
     others lose the flag and say why.
 
@@ -139,7 +148,7 @@ def apply_budget(problematic: np.ndarray, confidence: np.ndarray, why: np.ndarra
         log.info("the budget (%d) covers all %d problematic image(s)", budget, len(flagged))
         return problematic, why
     order = flagged[np.argsort(np.asarray(confidence)[flagged], kind="stable")]
-    dropped = order[int(budget):]
+    dropped = order[int(budget) :]
     problematic[dropped] = False
     why[dropped] = [f"{w}; {OVER_BUDGET}" if w else OVER_BUDGET for w in why[dropped]]
     return problematic, why

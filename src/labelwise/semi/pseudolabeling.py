@@ -111,45 +111,101 @@ def pseudolabel(
     codes = Dataset(table, ds.classes).label_indices().to_numpy()
     unknown = table["label"].notna() & (codes < 0)
     if unknown.any():
-        raise LabelwiseError(f"label {table.loc[unknown, 'label'].iloc[0]!r} (sample {table.loc[unknown, 'sample_id'].iloc[0]!r}) "
-                             f"is not in the class list ({', '.join(ds.classes[:10])})")
+        raise LabelwiseError(
+            f"label {table.loc[unknown, 'label'].iloc[0]!r} (sample {table.loc[unknown, 'sample_id'].iloc[0]!r}) "
+            f"is not in the class list ({', '.join(ds.classes[:10])})"
+        )
     held = table["split"].eq(hold_out).to_numpy() & (codes >= 0) if "split" in table else np.zeros(len(table), bool)
     rows = np.flatnonzero(~held)
     y = codes[rows]
     if not (y >= 0).any():
-        raise LabelwiseError(f"{ds.source or 'data'}: no labeled images to pseudo-label from"
-                             + (f" outside the {hold_out!r} split" if held.any() else ""))
+        raise LabelwiseError(
+            f"{ds.source or 'data'}: no labeled images to pseudo-label from"
+            + (f" outside the {hold_out!r} split" if held.any() else "")
+        )
     counts = np.bincount(y[y >= 0], minlength=len(ds.classes))
     if (counts > 0).sum() < 2:
-        raise LabelwiseError(f"{ds.source or 'data'}: only class {ds.classes[int(np.flatnonzero(counts)[0])]!r} has labeled "
-                             "images; pseudo-labeling needs labeled images of at least two classes (else every image "
-                             "would get that one label)")
+        raise LabelwiseError(
+            f"{ds.source or 'data'}: only class {ds.classes[int(np.flatnonzero(counts)[0])]!r} has labeled "
+            "images; pseudo-labeling needs labeled images of at least two classes (else every image "
+            "would get that one label)"
+        )
     unseeded = [c for c, n in zip(ds.classes, counts) if n == 0]
     if unseeded:
-        log.warning("class(es) without a labeled image: %s; no image is pseudo-labeled as %s (label a few and rerun)",
-                    ", ".join(map(str, unseeded)), "them" if len(unseeded) > 1 else "it")
+        log.warning(
+            "class(es) without a labeled image: %s; no image is pseudo-labeled as %s (label a few and rerun)",
+            ", ".join(map(str, unseeded)),
+            "them" if len(unseeded) > 1 else "it",
+        )
 
     backbone = backbone or (None if embeddings is not None else default_backbone())
-    X = _embeddings(Dataset(table, ds.classes, ds.problems, ds.source), embeddings, backbone=backbone, size=size,
-                    weights=weights, pca=pca, cache_dir=cache_dir, device=device, random_state=random_state)[rows]
+    X = _embeddings(
+        Dataset(table, ds.classes, ds.problems, ds.source),
+        embeddings,
+        backbone=backbone,
+        size=size,
+        weights=weights,
+        pca=pca,
+        cache_dir=cache_dir,
+        device=device,
+        random_state=random_state,
+    )[rows]
     options = {method: {"threshold": threshold}} if threshold is not None else {}
-    found = pseudo_label(X, y, method=method, n_classes=len(ds.classes), budget=budget, votes=votes,
-                         random_state=random_state, options=options)
+    found = pseudo_label(
+        X,
+        y,
+        method=method,
+        n_classes=len(ds.classes),
+        budget=budget,
+        votes=votes,
+        random_state=random_state,
+        options=options,
+    )
     held_out = None
     if estimate and (y < 0).any():
-        held_out = cross_validate_seeds(X, y, method=method, n_classes=len(ds.classes), folds=folds,
-                                        random_state=random_state, options=options.get(method))
+        held_out = cross_validate_seeds(
+            X,
+            y,
+            method=method,
+            n_classes=len(ds.classes),
+            folds=folds,
+            random_state=random_state,
+            options=options.get(method),
+        )
     pool = y < 0
     coverage = coverage_table(found.confidence[pool], found.vouched[pool], held_out)
     part = table.iloc[rows].reset_index(drop=True)
     result_table = _result_table(part, found, ds.classes)
     labeled = _labeled_dataset(ds, table, rows, found)
-    summary = _summary(found, y, ds.classes, unseeded, coverage, held_out, method=method, backbone=backbone,
-                       budget=budget, n_held=int(held.sum()), hold_out=hold_out)
+    summary = _summary(
+        found,
+        y,
+        ds.classes,
+        unseeded,
+        coverage,
+        held_out,
+        method=method,
+        backbone=backbone,
+        budget=budget,
+        n_held=int(held.sum()),
+        hold_out=hold_out,
+    )
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if out is not None:
-        _write(Path(out), result_table, labeled, coverage, summary, X, found, ds.classes, map_points=map_points,
-               ls_root=ls_root, html=html, random_state=random_state)
+        _write(
+            Path(out),
+            result_table,
+            labeled,
+            coverage,
+            summary,
+            X,
+            found,
+            ds.classes,
+            map_points=map_points,
+            ls_root=ls_root,
+            html=html,
+            random_state=random_state,
+        )
     return PseudolabelResult(result_table, labeled, coverage, summary)
 
 
@@ -166,13 +222,15 @@ def _embeddings(ds: Dataset, given: np.ndarray | None, **options: Any) -> np.nda
 
 def _result_table(part: pd.DataFrame, found: PseudoLabels, classes: list[str]) -> pd.DataFrame:
     names = np.asarray(classes, dtype=object)
-    frame = pd.DataFrame({
-        "sample_id": part["sample_id"].astype(str),
-        "path": part["path"].astype(str),
-        "label": names[found.labels],
-        "source": found.source,
-        "confidence": np.round(found.confidence, 6),
-    })
+    frame = pd.DataFrame(
+        {
+            "sample_id": part["sample_id"].astype(str),
+            "path": part["path"].astype(str),
+            "label": names[found.labels],
+            "source": found.source,
+            "confidence": np.round(found.confidence, 6),
+        }
+    )
     for name, vote in found.votes.items():
         frame[f"vote_{name}"] = names[vote]
     frame["problematic"] = found.problematic
@@ -197,18 +255,27 @@ def _labeled_dataset(ds: Dataset, table: pd.DataFrame, rows: np.ndarray, found: 
     return Dataset(out, ds.classes, ds.problems, ds.source)
 
 
-def _summary(found: PseudoLabels, y: np.ndarray, classes: list[str], unseeded: list[str], coverage: pd.DataFrame,
-             held: Any, **settings: Any) -> dict[str, Any]:
+def _summary(
+    found: PseudoLabels,
+    y: np.ndarray,
+    classes: list[str],
+    unseeded: list[str],
+    coverage: pd.DataFrame,
+    held: Any,
+    **settings: Any,
+) -> dict[str, Any]:
     pool = y < 0
     rows = coverage.set_index("coverage")
     every, vouched = rows.loc["top 100%"], rows.loc[NOT_PROBLEMATIC]
-    per_class = pd.DataFrame({
-        "class": classes,
-        "given": np.bincount(y[y >= 0], minlength=len(classes)),
-        "pseudo": np.bincount(found.labels[found.source == "pseudo"], minlength=len(classes)),
-        "not_problematic": np.bincount(found.labels[found.vouched], minlength=len(classes)),
-        "problematic": np.bincount(found.labels[found.problematic], minlength=len(classes)),
-    })
+    per_class = pd.DataFrame(
+        {
+            "class": classes,
+            "given": np.bincount(y[y >= 0], minlength=len(classes)),
+            "pseudo": np.bincount(found.labels[found.source == "pseudo"], minlength=len(classes)),
+            "not_problematic": np.bincount(found.labels[found.vouched], minlength=len(classes)),
+            "problematic": np.bincount(found.labels[found.problematic], minlength=len(classes)),
+        }
+    )
 
     def figure(value: Any) -> float | None:
         return None if pd.isna(value) else float(value)
@@ -224,15 +291,28 @@ def _summary(found: PseudoLabels, y: np.ndarray, classes: list[str], unseeded: l
         "n_uncertain_over_budget": int((pool & ~found.vouched & ~found.problematic).sum()),
         "estimated_accuracy": figure(every["estimated_accuracy"]),
         "estimated_accuracy_not_problematic": figure(vouched["estimated_accuracy"]),
-        "estimate": str(every["estimate"]) + (f" ({held.folds}-fold, {len(held.correct)} images)" if held is not None else ""),
+        "estimate": str(every["estimate"])
+        + (f" ({held.folds}-fold, {len(held.correct)} images)" if held is not None else ""),
         "classes_without_seed": unseeded,
         "per_class": per_class.to_dict("records"),
     }
 
 
-def _write(out: Path, table: pd.DataFrame, labeled: Dataset, coverage: pd.DataFrame, summary: dict[str, Any],
-           X: np.ndarray, found: PseudoLabels, classes: list[str], *, map_points: int, ls_root: Any, html: bool,
-           random_state: int) -> None:
+def _write(
+    out: Path,
+    table: pd.DataFrame,
+    labeled: Dataset,
+    coverage: pd.DataFrame,
+    summary: dict[str, Any],
+    X: np.ndarray,
+    found: PseudoLabels,
+    classes: list[str],
+    *,
+    map_points: int,
+    ls_root: Any,
+    html: bool,
+    random_state: int,
+) -> None:
     from ..formats.labeling import label_studio_tasks, labeling_config
     from .plots import map_coordinates, plot_coverage, plot_map
 
@@ -244,9 +324,17 @@ def _write(out: Path, table: pd.DataFrame, labeled: Dataset, coverage: pd.DataFr
     tasks = tasks.sort_values("rank").rename(columns={"label": "suggested_label"})
     tasks = tasks[["rank", "sample_id", "path", "suggested_label", "confidence", "why"]]
     write_table(out / "problematic.csv", tasks)
-    write_json(out / "problematic.label_studio.json",
-               label_studio_tasks(tasks, root=ls_root, prediction_col="suggested_label", score_col="confidence",
-                                  data_cols=("why",), model_version=MODEL_VERSION))
+    write_json(
+        out / "problematic.label_studio.json",
+        label_studio_tasks(
+            tasks,
+            root=ls_root,
+            prediction_col="suggested_label",
+            score_col="confidence",
+            data_cols=("why",),
+            model_version=MODEL_VERSION,
+        ),
+    )
     write_text(out / "labeling_config.xml", labeling_config(classes))
     if map_points > 0:
         given = found.source == "given"
@@ -254,14 +342,24 @@ def _write(out: Path, table: pd.DataFrame, labeled: Dataset, coverage: pd.DataFr
         keep = given if given.sum() <= map_points else np.zeros(len(given), bool)
         rows, xy = map_coordinates(X, max_points=map_points, keep=keep, random_state=random_state)
         plot_map(xy, np.asarray(classes, dtype=object)[found.labels[rows]], state[rows], classes, out / "map.png")
-        write_table(out / "map.csv", pd.DataFrame({"sample_id": table["sample_id"].to_numpy()[rows], "x": xy[:, 0].round(4),
-                                                   "y": xy[:, 1].round(4), "state": state[rows]}))
+        write_table(
+            out / "map.csv",
+            pd.DataFrame(
+                {
+                    "sample_id": table["sample_id"].to_numpy()[rows],
+                    "x": xy[:, 0].round(4),
+                    "y": xy[:, 1].round(4),
+                    "state": state[rows],
+                }
+            ),
+        )
     write_json(out / "summary.json", summary)
     _report(out, summary, coverage, tasks, html=html, with_map=map_points > 0)
 
 
-def _report(out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: pd.DataFrame, *, html: bool,
-            with_map: bool) -> None:
+def _report(
+    out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: pd.DataFrame, *, html: bool, with_map: bool
+) -> None:
     from ..report import Report
 
     rep = Report("labelwise pseudolabel")
@@ -270,28 +368,41 @@ def _report(out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: p
     rep.paragraph(
         f"{summary['n_pseudo']:,} unlabeled images got a pseudo label from {summary['n_given']:,} labeled ones (method "
         f"`{summary['method']}`, embeddings `{summary['backbone'] or 'given'}`)"
-        + (f"; estimated accuracy {acc:.1%}, and {sure:.1%} on the {summary['n_not_problematic']:,} that are not "
-           f"problematic, from {summary['estimate']}." if acc is not None and sure is not None else ".")
+        + (
+            f"; estimated accuracy {acc:.1%}, and {sure:.1%} on the {summary['n_not_problematic']:,} that are not "
+            f"problematic, from {summary['estimate']}."
+            if acc is not None and sure is not None
+            else "."
+        )
     )
-    rep.paragraph(f"{summary['n_problematic']:,} images are problematic: worth a human's time (`problematic.csv`, "
-                  f"`problematic.label_studio.json`)" + (f", capped by the budget of {summary['budget']:,}" if summary["budget"] is not None else "")
-                  + (f"; {summary['n_uncertain_over_budget']:,} more are uncertain" if summary["n_uncertain_over_budget"] else "")
-                  + ". `dataset.csv` holds the given and pseudo labels for `labelwise train`, the pseudo ones with "
-                  "their `confidence` to weight the loss (`--weight-col confidence`).")
+    rep.paragraph(
+        f"{summary['n_problematic']:,} images are problematic: worth a human's time (`problematic.csv`, "
+        f"`problematic.label_studio.json`)"
+        + (f", capped by the budget of {summary['budget']:,}" if summary["budget"] is not None else "")
+        + (f"; {summary['n_uncertain_over_budget']:,} more are uncertain" if summary["n_uncertain_over_budget"] else "")
+        + ". `dataset.csv` holds the given and pseudo labels for `labelwise train`, the pseudo ones with "
+        "their `confidence` to weight the loss (`--weight-col confidence`)."
+    )
     if summary["estimate"].startswith("mean confidence") and summary["n_pseudo"]:
-        rep.warning("no class has 2 labeled images, so the pseudo labels cannot be checked against hidden ones: the "
-                    "estimated accuracy is their mean confidence, which can be far off (bench/semi.py, MNIST-5k with 1 "
-                    "label per class: 0.64 estimated, 0.93 measured); label a second image per class")
+        rep.warning(
+            "no class has 2 labeled images, so the pseudo labels cannot be checked against hidden ones: the "
+            "estimated accuracy is their mean confidence, which can be far off (bench/semi.py, MNIST-5k with 1 "
+            "label per class: 0.64 estimated, 0.93 measured); label a second image per class"
+        )
     if summary["classes_without_seed"]:
-        rep.warning(f"no labeled image of class(es) {', '.join(map(str, summary['classes_without_seed']))}: none is "
-                    "pseudo-labeled as such; label a few and rerun")
+        rep.warning(
+            f"no labeled image of class(es) {', '.join(map(str, summary['classes_without_seed']))}: none is "
+            "pseudo-labeled as such; label a few and rerun"
+        )
     if summary["n_held"]:
         rep.paragraph(f"{summary['n_held']:,} labeled images of the `{summary['hold_out']}` split were left out.")
     rep.heading("Coverage and estimated accuracy")
-    rep.paragraph("Pool images ranked by confidence. The estimate is the accuracy of labeled images that were hidden "
-                  "and pseudo-labeled like the pool, at least as confident as the cut-off (with fewer seeds than the "
-                  "real run, and scored against the given labels, wrong ones included, so it leans pessimistic); "
-                  "without enough labeled images, the mean confidence.")
+    rep.paragraph(
+        "Pool images ranked by confidence. The estimate is the accuracy of labeled images that were hidden "
+        "and pseudo-labeled like the pool, at least as confident as the cut-off (with fewer seeds than the "
+        "real run, and scored against the given labels, wrong ones included, so it leans pessimistic); "
+        "without enough labeled images, the mean confidence."
+    )
     rep.table(coverage)
     rep.image(out / "coverage.png", "coverage vs estimated accuracy")
     if with_map:
@@ -303,6 +414,3 @@ def _report(out: Path, summary: dict[str, Any], coverage: pd.DataFrame, tasks: p
         rep.heading("Most uncertain images")
         rep.table(tasks.drop(columns=["path"]), max_rows=20, note_file="problematic.csv")
     rep.write(out / "report.md", html=html)
-
-
-

@@ -68,8 +68,17 @@ class SelfTraining(BaseEstimator):
     accepted_round_ : (n,) round in which a row was accepted (0 = labeled, -1 = never).
     """
 
-    def __init__(self, estimator: Any = None, *, rounds: int = 5, criterion: str = "k_best", threshold: float = 0.9,
-                 k_best: int | None = None, n_classes: int | None = None, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        rounds: int = 5,
+        criterion: str = "k_best",
+        threshold: float = 0.9,
+        k_best: int | None = None,
+        n_classes: int | None = None,
+        random_state: int = 0,
+    ) -> None:
         self.estimator = estimator
         self.rounds = rounds
         self.criterion = criterion
@@ -81,7 +90,9 @@ class SelfTraining(BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> SelfTraining:
         X, y, k = check_inputs(X, y, self.n_classes)
         if self.criterion not in CRITERIA:
-            raise LabelwiseError(f"unknown self-training criterion {self.criterion!r}; choose one of {', '.join(CRITERIA)}")
+            raise LabelwiseError(
+                f"unknown self-training criterion {self.criterion!r}; choose one of {', '.join(CRITERIA)}"
+            )
         if self.rounds < 0:
             raise LabelwiseError(f"rounds must be >= 0, got {self.rounds}")
         self.n_classes_ = k
@@ -139,7 +150,9 @@ class SelfTraining(BaseEstimator):
         """Class probabilities (n, n_classes) of new rows from the last fitted (inductive) model."""
         if is_transductive(self.estimator_):
             raise LabelwiseError("a transductive base model labels only the rows it was fitted on")
-        return full_probs(self.estimator_.predict_proba(np.asarray(X, np.float64)), self.estimator_.classes_, self.n_classes_)
+        return full_probs(
+            self.estimator_.predict_proba(np.asarray(X, np.float64)), self.estimator_.classes_, self.n_classes_
+        )
 
 
 register_method(SelfTraining, name="self-training")

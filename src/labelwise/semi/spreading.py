@@ -15,8 +15,15 @@ from ..features.neighbors import (
 )
 from .methods import check_inputs, finish, full_probs, register_method
 
-__all__ = ["SPREAD_ALPHA", "SPREAD_NEIGHBORS", "SPREAD_POWER", "CosineKNNKernel", "Spreading", "fit_spreading",
-           "normalise_rows"]
+__all__ = [
+    "SPREAD_ALPHA",
+    "SPREAD_NEIGHBORS",
+    "SPREAD_POWER",
+    "CosineKNNKernel",
+    "Spreading",
+    "fit_spreading",
+    "normalise_rows",
+]
 
 
 class Spreading(BaseEstimator):
@@ -41,8 +48,15 @@ class Spreading(BaseEstimator):
     [0, 0, 1, 1, 0, 1]
     """
 
-    def __init__(self, *, n_neighbors: int | tuple[int, ...] = SPREAD_NEIGHBORS, alpha: float = SPREAD_ALPHA,
-                 power: float = SPREAD_POWER, threshold: float = 0.9, n_classes: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_neighbors: int | tuple[int, ...] = SPREAD_NEIGHBORS,
+        alpha: float = SPREAD_ALPHA,
+        power: float = SPREAD_POWER,
+        threshold: float = 0.9,
+        n_classes: int | None = None,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.alpha = alpha
         self.power = power
@@ -55,8 +69,9 @@ class Spreading(BaseEstimator):
         probs = np.zeros((len(X), k))
         reached = np.zeros(len(X), bool)
         for size in sizes:
-            model, hit = fit_spreading(X, y, k, n_neighbors=max(1, min(int(size), len(X) - 1)), alpha=self.alpha,
-                                       power=self.power, cache=True)
+            model, hit = fit_spreading(
+                X, y, k, n_neighbors=max(1, min(int(size), len(X) - 1)), alpha=self.alpha, power=self.power, cache=True
+            )
             probs += full_probs(model.label_distributions_, model.classes_, k) / len(sizes)
             reached |= hit
         finish(self, y, probs, threshold=self.threshold, problem="spread probability low")

@@ -72,4 +72,4 @@ def tta_views(x: torch.Tensor, *, flip: bool) -> list[torch.Tensor]:
     step = max(1, x.shape[-1] // 16)
     pad = F.pad(x, (step, step, step, step), mode="replicate")
     h, w = x.shape[-2:]
-    return [x, pad[..., : h, : w], pad[..., 2 * step : 2 * step + h, 2 * step : 2 * step + w]]
+    return [x, pad[..., :h, :w], pad[..., 2 * step : 2 * step + h, 2 * step : 2 * step + w]]

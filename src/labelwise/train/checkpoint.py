@@ -72,8 +72,9 @@ class Checkpoint:
         try:
             payload = torch.load(self.path, map_location=device, weights_only=False)
         except (OSError, RuntimeError, EOFError, ValueError) as exc:
-            raise LabelwiseError(f"{self.path}: cannot read the checkpoint ({str(exc).splitlines()[0][:100]}); "
-                                 "delete it to start over") from None
+            raise LabelwiseError(
+                f"{self.path}: cannot read the checkpoint ({str(exc).splitlines()[0][:100]}); delete it to start over"
+            ) from None
         old = payload.get("fingerprint", {})
         if old != self.fingerprint:
             raise LabelwiseError(
@@ -85,5 +86,6 @@ class Checkpoint:
         sched.load_state_dict(payload["scheduler"])
         if scaler is not None and payload.get("scaler"):
             scaler.load_state_dict(payload["scaler"])
-        return TrainState(**{k: payload[k] for k in ("epoch", "best_score", "best_epoch", "best_state", "bad_epochs",
-                                                       "history")})
+        return TrainState(
+            **{k: payload[k] for k in ("epoch", "best_score", "best_epoch", "best_state", "bad_epochs", "history")}
+        )

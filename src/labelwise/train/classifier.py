@@ -192,8 +192,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             row["seconds"] = round(time.perf_counter() - t0, 3)
             state.history.append(row)
             state.epoch = epoch
-            log.info("epoch %d/%d  %s", epoch, self.epochs,
-                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+            log.info(
+                "epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+            )
             if on_epoch is not None:
                 on_epoch(row)
             if ckpt is not None:
@@ -206,7 +207,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         self.best_epoch_ = int(state.best_epoch)
         self.history_ = pd.DataFrame(state.history)
         if track_train_probs:
-            self.train_probs_ = np.stack(dynamics) if dynamics else np.full((0, len(y), self.n_classes_), np.nan, np.float16)
+            self.train_probs_ = (
+                np.stack(dynamics) if dynamics else np.full((0, len(y), self.n_classes_), np.nan, np.float16)
+            )
         self.module_.eval()
         return self
 
@@ -216,7 +219,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         Returns the loss per step; a working pipeline drives it below ``tol`` (then the
         attribute ``passed`` of the returned frame's ``attrs`` is True).
         """
-        probe = clone(self).set_params(augment="none", schedule="constant", weight_decay=0.0, balance="none", patience=None)
+        probe = clone(self).set_params(
+            augment="none", schedule="constant", weight_decay=0.0, balance="none", patience=None
+        )
         probe._validate_params()
         y = _labels(y, "y")
         probe.n_classes_ = int(probe.n_classes or y.max() + 1)
@@ -226,7 +231,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         probe.module_ = probe._build()
         probe.module_.train()
         lr = probe.lr if probe.lr is not None else DEFAULT_LR[probe.optimizer]
-        opt = make_optimizer([p for p in probe.module_.parameters() if p.requires_grad], probe.optimizer, lr=lr, weight_decay=0.0)
+        opt = make_optimizer(
+            [p for p in probe.module_.parameters() if p.requires_grad], probe.optimizer, lr=lr, weight_decay=0.0
+        )
         yt = torch.from_numpy(y).to(probe.device_)
         torch.manual_seed(probe.random_state)
         losses = []
@@ -391,7 +398,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 self.std_ = np.maximum(flat.std(0), 1e-3).astype(np.float32)
         elif tuple(t.shape[1:]) != tuple(self.input_shape_):
             c, h, w = self.input_shape_
-            raise LabelwiseError(f"model expects {c}-channel {h}×{w} images, got {t.shape[1]}-channel {X.shape[1]}×{X.shape[2]}")
+            raise LabelwiseError(
+                f"model expects {c}-channel {h}×{w} images, got {t.shape[1]}-channel {X.shape[1]}×{X.shape[2]}"
+            )
         return t
 
     def _prepare(self, xb: torch.Tensor, augment: Augment | None, gen: torch.Generator | None) -> torch.Tensor:
@@ -438,7 +447,9 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         return {"params": params, "n_train": n, "has_valid": has_valid, "n_classes": self.n_classes_}
 
 
-def overfit_batch(clf: NeuralClassifier, X: np.ndarray, y: np.ndarray, *, steps: int = 200, tol: float = 0.05) -> pd.DataFrame:
+def overfit_batch(
+    clf: NeuralClassifier, X: np.ndarray, y: np.ndarray, *, steps: int = 200, tol: float = 0.05
+) -> pd.DataFrame:
     """:meth:`NeuralClassifier.overfit_batch` (``clf`` itself is not changed)."""
     return clf.overfit_batch(X, y, steps=steps, tol=tol)
 
@@ -450,5 +461,3 @@ def _labels(y: Any, name: str) -> np.ndarray:
     if len(y) and y.min() < 0:
         raise LabelwiseError(f"{name} holds negative class indices (unlabeled rows must be left out)")
     return y.astype(np.int64)
-
-

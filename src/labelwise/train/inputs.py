@@ -18,12 +18,20 @@ def check_trainable(labeled: pd.DataFrame, hold_out: str, source: str) -> None:
     present = rows["label"].value_counts()
     if len(present) < 2:
         only = f"only class {present.index[0]!r} has" if len(present) else "no class has"
-        raise LabelwiseError(f"{source or 'data'}: {only} labeled images outside the {hold_out!r} split; a classifier "
-                             "needs at least two classes")
+        raise LabelwiseError(
+            f"{source or 'data'}: {only} labeled images outside the {hold_out!r} split; a classifier "
+            "needs at least two classes"
+        )
 
 
 def load_inputs(
-    features: dict[str, Any], table: pd.DataFrame, classes: list[str], *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2
+    features: dict[str, Any],
+    table: pd.DataFrame,
+    classes: list[str],
+    *,
+    cache_dir: Any = None,
+    device: str = "auto",
+    n_jobs: int = 2,
 ) -> np.ndarray:
     """What a model described by ``features`` (``model.json``) takes for ``table``'s images:
     decoded pixels, or embeddings from the same backbone, size, weights and seed (cached)."""
@@ -47,7 +55,9 @@ def load_inputs(
 # ---------------------------------------------------------------- helpers
 
 
-def assign_folds(pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: float, classes: list[str], seed: int) -> np.ndarray:
+def assign_folds(
+    pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: float, classes: list[str], seed: int
+) -> np.ndarray:
     """Fold per pool row: 0..folds-1 for k-fold; for one model 0 = validation, -1 = training."""
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -56,14 +66,19 @@ def assign_folds(pool: pd.DataFrame, y: np.ndarray, folds: int, valid_pct: float
         small = [(classes[i], int(c)) for i, c in enumerate(counts) if 0 < c < folds]
         if small:
             name, c = min(small, key=lambda item: item[1])
-            fix = (f"lower --folds to {c} or label more images of it" if c >= 2 else
-                   "label at least one more image of it, remove its label, or train one model (--folds 1)")
+            fix = (
+                f"lower --folds to {c} or label more images of it"
+                if c >= 2
+                else "label at least one more image of it, remove its label, or train one model (--folds 1)"
+            )
             raise LabelwiseError(
                 f"class {name!r} has {c} labeled image{'s' if c != 1 else ''}, fewer than --folds {folds}: every fold "
                 f"needs one; {fix}" + (f" ({len(small) - 1} more such classes)" if len(small) > 1 else "")
             )
         fold = np.full(len(y), -1)
-        for k, (_, idx) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
+        for k, (_, idx) in enumerate(
+            StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        ):
             fold[idx] = k
         return fold
     split = pool["split"].to_numpy() if "split" in pool else np.full(len(y), None)
@@ -89,16 +104,22 @@ def row_weights(pool: pd.DataFrame, column: str, source: str) -> np.ndarray:
     """The ``column`` values of the training rows as loss weights (missing: 1)."""
     where = source or "data"
     if column not in pool.columns:
-        raise LabelwiseError(f"{where}: no column {column!r} for the sample weights; columns are: {', '.join(map(str, pool.columns))}")
+        raise LabelwiseError(
+            f"{where}: no column {column!r} for the sample weights; columns are: {', '.join(map(str, pool.columns))}"
+        )
     w = pd.to_numeric(pool[column], errors="coerce")
     bad = pool[column].notna() & pool[column].astype(str).str.strip().ne("") & w.isna()
     if bad.any():
         row = bad.to_numpy().argmax()
-        raise LabelwiseError(f"{where}: {column} of {pool['sample_id'].iloc[row]} is {pool[column].iloc[row]!r}, not a number")
+        raise LabelwiseError(
+            f"{where}: {column} of {pool['sample_id'].iloc[row]} is {pool[column].iloc[row]!r}, not a number"
+        )
     w = w.fillna(1.0).to_numpy(np.float32)
     if (w < 0).any() or not np.isfinite(w).all():
         row = int(np.flatnonzero((w < 0) | ~np.isfinite(w))[0])
-        raise LabelwiseError(f"{where}: {column} of {pool['sample_id'].iloc[row]} is {w[row]}; weights must be finite and non-negative")
+        raise LabelwiseError(
+            f"{where}: {column} of {pool['sample_id'].iloc[row]} is {w[row]}; weights must be finite and non-negative"
+        )
     return w
 
 

@@ -153,8 +153,10 @@ def train(
     own = {"model", "n_classes", "weights", "device", "random_state"}  # set here, from train's own arguments
     unknown = sorted(set(hyperparameters) - (set(defaults) - own))
     if unknown:
-        raise LabelwiseError(f"unknown training option(s) {', '.join(unknown)}; the classifier takes "
-                             f"{', '.join(sorted(set(defaults) - own))}")
+        raise LabelwiseError(
+            f"unknown training option(s) {', '.join(unknown)}; the classifier takes "
+            f"{', '.join(sorted(set(defaults) - own))}"
+        )
     given = {k: v for k, v in hyperparameters.items() if v is not None}
     if folds < 1:
         raise LabelwiseError(f"folds must be at least 1, got {folds}")
@@ -211,14 +213,25 @@ def train(
         check_size(spec, size)
         features.update(size=size, channels=spec.channels or infer_channels(rows))
     else:
-        features.update(backbone=backbone, size=size, weights=str(weights) if weights else None, random_state=random_state)
+        features.update(
+            backbone=backbone, size=size, weights=str(weights) if weights else None, random_state=random_state
+        )
     X_all = load_inputs(features, rows, ds.classes, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
     if spec.input == "embedding":
         features["dim"] = int(X_all.shape[1])
     X_pool, X_test = X_all[: len(pool)], X_all[len(pool) :]
 
-    config = {"params": {k: v for k, v in params.items() if k != "device"}, "features": features,
-              "folds": folds, "valid_pct": valid_pct, "weight_col": weight_col, "hold_out": hold_out, "n_pool": len(pool), "n_test": len(test), "classes": ds.classes}
+    config = {
+        "params": {k: v for k, v in params.items() if k != "device"},
+        "features": features,
+        "folds": folds,
+        "valid_pct": valid_pct,
+        "weight_col": weight_col,
+        "hold_out": hold_out,
+        "n_pool": len(pool),
+        "n_test": len(test),
+        "classes": ds.classes,
+    }
     _check_resume(out, config, resume)
 
     if overfit_batch:
@@ -247,7 +260,9 @@ def train(
             clf = NeuralClassifier.load(model_path, device=device)
             history = pd.read_csv(fold_dir / "metrics.csv")
         else:
-            log.info("fold %d/%d: %d training, %d validation images", k + 1, n_models, train_mask.sum(), valid_mask.sum())
+            log.info(
+                "fold %d/%d: %d training, %d validation images", k + 1, n_models, train_mask.sum(), valid_mask.sum()
+            )
             clf = NeuralClassifier(**params)
             clf.fit(
                 X_pool[train_mask],
@@ -277,9 +292,16 @@ def train(
         if len(test):
             test_probs.append(clf.predict_proba(X_test, tta=tta))
         best = history[history["epoch"] == clf.best_epoch_]
-        summary.append({"fold": k, "n_train": int(train_mask.sum()), "n_valid": int(valid_mask.sum()),
-                        "best_epoch": int(clf.best_epoch_), "epochs_run": int(history["epoch"].max()),
-                        **{c: float(best[c].iloc[0]) for c in best if c.startswith("valid_")}})
+        summary.append(
+            {
+                "fold": k,
+                "n_train": int(train_mask.sum()),
+                "n_valid": int(valid_mask.sum()),
+                "best_epoch": int(clf.best_epoch_),
+                "epochs_run": int(history["epoch"].max()),
+                **{c: float(best[c].iloc[0]) for c in best if c.startswith("valid_")},
+            }
+        )
 
     # ---- outputs
     from .metrics import classification_metrics
@@ -296,19 +318,39 @@ def train(
     if dynamics and (dyn_models > 0).any():
         has = dyn_models > 0
         mean = dyn_sum[has] / dyn_models[has, None]
-        _write_probs(out / "dynamics_probs", pool["sample_id"].to_numpy()[has], mean / mean.sum(1, keepdims=True), ds.classes)
+        _write_probs(
+            out / "dynamics_probs", pool["sample_id"].to_numpy()[has], mean / mean.sum(1, keepdims=True), ds.classes
+        )
     test_metrics = None
     if len(test):
         mean = np.mean(test_probs, axis=0)
         _write_probs(out / "test_probs", test["sample_id"].to_numpy(), mean, ds.classes)
         test_metrics = _short(classification_metrics(y_test, mean, ds.classes))
-    write_json(out / MODEL_FILE, {
-        "format": "labelwise.ensemble", "labelwise": __version__, "model": model, "folds": n_models,
-        "members": [f"fold-{k}/model.pt" for k in range(n_models)], "classes": ds.classes,
-        "features": features, "params": {k: v for k, v in params.items() if k != "device"},
-    })
-    result = TrainResult(out, model, n_models, len(pool), len(test), ds.classes, summary, held_out, test_metrics,
-                         seconds=round(time.perf_counter() - t_start, 2))
+    write_json(
+        out / MODEL_FILE,
+        {
+            "format": "labelwise.ensemble",
+            "labelwise": __version__,
+            "model": model,
+            "folds": n_models,
+            "members": [f"fold-{k}/model.pt" for k in range(n_models)],
+            "classes": ds.classes,
+            "features": features,
+            "params": {k: v for k, v in params.items() if k != "device"},
+        },
+    )
+    result = TrainResult(
+        out,
+        model,
+        n_models,
+        len(pool),
+        len(test),
+        ds.classes,
+        summary,
+        held_out,
+        test_metrics,
+        seconds=round(time.perf_counter() - t_start, 2),
+    )
     write_report(out, result, held_name, html=html)
     return result
 
@@ -346,7 +388,9 @@ def _short(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
-def _run_overfit(out: Path, params: dict[str, Any], X: np.ndarray, y: np.ndarray, classes: list[str], model: str, t0: float) -> TrainResult:
+def _run_overfit(
+    out: Path, params: dict[str, Any], X: np.ndarray, y: np.ndarray, classes: list[str], model: str, t0: float
+) -> TrainResult:
     from .classifier import NeuralClassifier, overfit_batch
 
     n = min(len(y), params["batch_size"], 64)
@@ -354,9 +398,12 @@ def _run_overfit(out: Path, params: dict[str, Any], X: np.ndarray, y: np.ndarray
     idx = rng.choice(len(y), n, replace=False)
     losses = overfit_batch(NeuralClassifier(**params), X[idx], y[idx])
     write_table(out / "overfit.csv", losses)
-    report = {"batch": int(n), "steps": int(len(losses)), "first_loss": float(losses["loss"].iloc[0]),
-              "final_loss": float(losses["loss"].iloc[-1]), "passed": bool(losses.attrs["passed"])}
+    report = {
+        "batch": int(n),
+        "steps": int(len(losses)),
+        "first_loss": float(losses["loss"].iloc[0]),
+        "final_loss": float(losses["loss"].iloc[-1]),
+        "passed": bool(losses.attrs["passed"]),
+    }
     write_json(out / "overfit.json", report)
     return TrainResult(out, model, 0, int(n), 0, classes, overfit=report, seconds=round(time.perf_counter() - t0, 2))
-
-

@@ -61,11 +61,24 @@ class Fitting:
         # statistics lag far behind the weights and evaluation-mode outputs stay near uniform.
         batch_size = min(clf.batch_size, max(8, math.ceil(n / MIN_STEPS)))
         if batch_size < clf.batch_size:
-            log.info("batch size %d → %d for %d training images (at least %d steps per epoch)", clf.batch_size,
-                     batch_size, n, MIN_STEPS)
+            log.info(
+                "batch size %d → %d for %d training images (at least %d steps per epoch)",
+                clf.batch_size,
+                batch_size,
+                n,
+                MIN_STEPS,
+            )
         steps = max(1, n // batch_size) if n >= 2 else 1
-        sched = make_schedule(opt, clf.schedule, epochs=clf.epochs, steps_per_epoch=steps, lr=lr,
-                              step_size=clf.step_size, gamma=clf.gamma, warmup_epochs=clf.warmup_epochs)
+        sched = make_schedule(
+            opt,
+            clf.schedule,
+            epochs=clf.epochs,
+            steps_per_epoch=steps,
+            lr=lr,
+            step_size=clf.step_size,
+            gamma=clf.gamma,
+            warmup_epochs=clf.warmup_epochs,
+        )
         counts = np.bincount(y, minlength=clf.n_classes_).astype(np.float64)
         class_weight = None
         if clf.balance == "weights":
@@ -82,8 +95,9 @@ def epoch_seed(random_state: int, epoch: int) -> int:
     return (random_state * 1_000_003 + epoch * 7919) % (2**63 - 1)
 
 
-def train_epoch(clf: NeuralClassifier, fit: Fitting, x: torch.Tensor, y: torch.Tensor, epoch: int, *,
-                track_probs: bool = False) -> tuple[float, np.ndarray | None]:
+def train_epoch(
+    clf: NeuralClassifier, fit: Fitting, x: torch.Tensor, y: torch.Tensor, epoch: int, *, track_probs: bool = False
+) -> tuple[float, np.ndarray | None]:
     """One pass over the training data; the mean loss, and with ``track_probs`` each sample's
     mean softmax over its draws this epoch ``(n, n_classes)`` float16 (NaN where not drawn)."""
     n = len(y)
@@ -108,8 +122,9 @@ def train_epoch(clf: NeuralClassifier, fit: Fitting, x: torch.Tensor, y: torch.T
             if fit.sample_weight is None:
                 loss = F.cross_entropy(logits, yb, weight=fit.class_weight, label_smoothing=clf.label_smoothing)
             else:
-                loss = _weighted_loss(logits, yb, fit.sample_weight[idx].to(clf.device_), fit.class_weight,
-                                      clf.label_smoothing)
+                loss = _weighted_loss(
+                    logits, yb, fit.sample_weight[idx].to(clf.device_), fit.class_weight, clf.label_smoothing
+                )
         if track_probs:
             where = idx.to(clf.device_)
             prob_sum.index_add_(0, where, logits.detach().float().softmax(1))
@@ -169,8 +184,9 @@ def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     return w
 
 
-def _weighted_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, class_weight: torch.Tensor | None,
-                   smoothing: float) -> torch.Tensor:
+def _weighted_loss(
+    logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, class_weight: torch.Tensor | None, smoothing: float
+) -> torch.Tensor:
     """Cross-entropy averaged with per-sample weights (times class weights when given),
     the way ``F.cross_entropy`` averages with class weights alone."""
     losses = F.cross_entropy(logits, y, weight=class_weight, label_smoothing=smoothing, reduction="none")

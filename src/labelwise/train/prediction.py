@@ -50,7 +50,9 @@ class Ensemble:
         members = [NeuralClassifier.load(run.folder / m, device=device) for m in meta["members"]]
         return cls(run.folder, list(meta["classes"]), dict(meta["features"]), members)
 
-    def inputs(self, table: pd.DataFrame, *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2) -> np.ndarray:
+    def inputs(
+        self, table: pd.DataFrame, *, cache_dir: Any = None, device: str = "auto", n_jobs: int = 2
+    ) -> np.ndarray:
         """The model input for ``table``'s images, prepared as in training."""
         return load_inputs(self.features, table, self.classes, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
 
@@ -60,8 +62,12 @@ class Ensemble:
         from .inputs import fold_training_rows
 
         config = json.loads((self.folder / TrainRun.CONFIG).read_text(encoding="utf-8"))
-        rows = pd.read_csv(self.folder / TrainRun.TABLE, dtype={"sample_id": str, "split": str},
-                           usecols=["sample_id", "split", "fold"], keep_default_na=False)
+        rows = pd.read_csv(
+            self.folder / TrainRun.TABLE,
+            dtype={"sample_id": str, "split": str},
+            usecols=["sample_id", "split", "fold"],
+            keep_default_na=False,
+        )
         rows = rows.drop_duplicates("sample_id").set_index("sample_id")
         pool = rows["split"].ne(config.get("hold_out", "test"))
         fold = pd.to_numeric(rows["fold"], errors="coerce").fillna(-2).astype(int).to_numpy()
@@ -93,7 +99,9 @@ def combine(member_probs: np.ndarray, vote: str = "mean") -> tuple[np.ndarray, n
         labels = mean.argmax(1)
         return labels, mean[np.arange(len(labels)), labels], mean
     k = member_probs.shape[2]
-    votes = np.stack([np.bincount(row, minlength=k) for row in member_probs.argmax(2).T]) if mean.size else np.zeros((0, k))
+    votes = (
+        np.stack([np.bincount(row, minlength=k) for row in member_probs.argmax(2).T]) if mean.size else np.zeros((0, k))
+    )
     # Ties broken by mean probability: add it scaled below one vote.
     labels = (votes + mean * 0.5).argmax(1)
     return labels, votes[np.arange(len(labels)), labels] / member_probs.shape[0], mean
@@ -142,7 +150,9 @@ def predict(
     member_probs = ensemble.predict_proba(X, tta=tta, batch_size=batch_size)
     labels, confidence, mean = combine(member_probs, vote)
     classes = np.asarray(ensemble.classes, dtype=object)
-    result = pd.DataFrame({"sample_id": table["sample_id"], "path": table["path"], "label": classes[labels], "confidence": confidence})
+    result = pd.DataFrame(
+        {"sample_id": table["sample_id"], "path": table["path"], "label": classes[labels], "confidence": confidence}
+    )
     probs = pd.DataFrame(mean, columns=prob_columns(ensemble.classes))
     result = pd.concat([result, probs], axis=1)
     if "label" in table and table["label"].notna().any():

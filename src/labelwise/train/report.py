@@ -27,7 +27,11 @@ def plot_curves(metrics: pd.DataFrame, monitor: str, path: Path) -> None:
             axes[1].plot(part["epoch"], part[key], color=line.get_color(), label=f"fold {fold}")
     axes[0].set(xlabel="epoch", ylabel="loss", title="loss (solid: train, dashed: valid)")
     if has_valid:
-        axes[1].set(xlabel="epoch", ylabel=key.removeprefix("valid_").replace("_", " "), title=f"validation {key.removeprefix('valid_')}")
+        axes[1].set(
+            xlabel="epoch",
+            ylabel=key.removeprefix("valid_").replace("_", " "),
+            title=f"validation {key.removeprefix('valid_')}",
+        )
     if metrics["fold"].nunique() <= 5:
         axes[-1].legend(fontsize=7)
     save_figure(fig, path)
@@ -43,7 +47,10 @@ def write_report(out: Path, result: TrainResult, held_name: str, *, html: bool) 
     )
     rep.heading("Folds (best epoch)")
     rep.table(pd.DataFrame(result.fold_summary).round(4))
-    for title, metrics in ((f"Held out ({held_name}.csv)", result.held_out), ("Test split (ensemble mean)", result.test)):
+    for title, metrics in (
+        (f"Held out ({held_name}.csv)", result.held_out),
+        ("Test split (ensemble mean)", result.test),
+    ):
         if metrics:
             rep.heading(title)
             rep.table(pd.DataFrame([metrics]).round(4))

@@ -12,7 +12,9 @@ from .._run import flatten
 from ..errors import require
 
 
-def trackers(out: Path, tensorboard: bool, mlflow: bool, config: dict[str, Any]) -> Callable[[int], Callable[[dict[str, Any]], None] | None]:
+def trackers(
+    out: Path, tensorboard: bool, mlflow: bool, config: dict[str, Any]
+) -> Callable[[int], Callable[[dict[str, Any]], None] | None]:
     """A factory of per-fold epoch callbacks logging to TensorBoard and/or MLflow."""
     if not (tensorboard or mlflow):
         return lambda k: None

@@ -14,9 +14,9 @@ import pandas as pd
 from ..._io import note_input
 from ...data.natural import natural_sorted
 from ...errors import LabelwiseError
+from .matching import _ImageIndex, _match, _same_images
 
 log = logging.getLogger("labelwise")
-from .matching import _ImageIndex, _match, _same_images
 
 Format = Literal["auto", "labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv"]
 FORMATS: tuple[str, ...] = ("labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv")
@@ -25,8 +25,21 @@ TASK_ALIASES = ("task", "sample_id", "task_id", "item", "image", "path")
 WORKER_ALIASES = ("worker", "annotator", "worker_id", "user", "rater")
 LABEL_ALIASES = ("label", "answer", "class", "choice", "response")
 #: JSON-MIN / CSV keys that are Label Studio's own, never a data field or a label.
-_LS_META = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement", "drafts",
-            "predictions", "annotations", "total_annotations", "cancelled_annotations", "total_predictions"}
+_LS_META = {
+    "id",
+    "annotator",
+    "annotation_id",
+    "created_at",
+    "updated_at",
+    "lead_time",
+    "agreement",
+    "drafts",
+    "predictions",
+    "annotations",
+    "total_annotations",
+    "cancelled_annotations",
+    "total_predictions",
+}
 _UPLOAD = re.compile(r"/data/upload/[^/]+/(?:[0-9a-fA-F]{8}-)?(?P<name>[^/]+)$")
 
 
@@ -57,9 +70,15 @@ class Answers:
     classes: list[str]
 
     def summary(self) -> dict[str, Any]:
-        return {"answers": len(self.table), "tasks": int(self.table["task"].nunique()),
-                "workers": int(self.table["worker"].nunique()), "classes": self.classes,
-                "unlabeled_tasks": len(self.unlabeled), "dropped": dict(self.dropped), "gold_in_file": len(self.gold)}
+        return {
+            "answers": len(self.table),
+            "tasks": int(self.table["task"].nunique()),
+            "workers": int(self.table["worker"].nunique()),
+            "classes": self.classes,
+            "unlabeled_tasks": len(self.unlabeled),
+            "dropped": dict(self.dropped),
+            "gold_in_file": len(self.gold),
+        }
 
 
 @dataclass
@@ -73,8 +92,16 @@ class _Collector:
     seen_workers: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     notes: list[str] = field(default_factory=list)
 
-    def answer(self, task: str, worker: str, label: str | None, source: str, image: str = "", scope: str = "",
-               explicit: bool = False) -> None:
+    def answer(
+        self,
+        task: str,
+        worker: str,
+        label: str | None,
+        source: str,
+        image: str = "",
+        scope: str = "",
+        explicit: bool = False,
+    ) -> None:
         task, worker = task.strip(), worker.strip()
         self.seen_workers[worker]["seen"] += 1
         if not task:
@@ -86,8 +113,17 @@ class _Collector:
             self.drop("no label", worker)
             self.unlabeled.setdefault((task, scope), image)
             return
-        self.rows.append({"task": task, "worker": worker, "label": label, "source": source, "image": image, "scope": scope,
-                          "explicit": explicit})
+        self.rows.append(
+            {
+                "task": task,
+                "worker": worker,
+                "label": label,
+                "source": source,
+                "image": image,
+                "scope": scope,
+                "explicit": explicit,
+            }
+        )
 
     def drop(self, reason: str, worker: str | None = None) -> None:
         self.dropped[reason] += 1
@@ -96,8 +132,10 @@ class _Collector:
 
     def add_gold(self, task: str, label: str, source: str) -> None:
         if task in self.gold and self.gold[task][0] != label:
-            raise LabelwiseError(f"{source}: golden answer {label!r} for task {task!r} differs from "
-                                 f"{self.gold[task][0]!r} given at {self.gold[task][1]}")
+            raise LabelwiseError(
+                f"{source}: golden answer {label!r} for task {task!r} differs from "
+                f"{self.gold[task][0]!r} given at {self.gold[task][1]}"
+            )
         self.gold[task] = (label, source)
 
 
@@ -112,16 +150,19 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
 
 
-def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | None, where: str,
-            keep: set[str] = frozenset()) -> Answers:  # type: ignore[assignment]
+def _finish(
+    col: _Collector, index: _ImageIndex | None, classes: list[str] | None, where: str, keep: set[str] = frozenset()
+) -> Answers:  # type: ignore[assignment]
     table = pd.DataFrame(col.rows, columns=["task", "worker", "label", "source", "image", "scope", "explicit"])
     unmatched = pd.DataFrame(columns=["worker", "image", "reason", "source"])
     paths: dict[str, str] = {}
     if index is not None:
         table, unmatched, paths = _match(col, table, index, set(keep) | set(col.gold))
         if len(unmatched):
-            col.notes.append(f"{len(unmatched)} answer(s) name an image that matches no single file "
-                             f"(e.g. {unmatched['reason'].iloc[0]}); they are left out and listed in unmatched.csv")
+            col.notes.append(
+                f"{len(unmatched)} answer(s) name an image that matches no single file "
+                f"(e.g. {unmatched['reason'].iloc[0]}); they are left out and listed in unmatched.csv"
+            )
         table, paths = _same_images(col, table, paths)
     dup = table.duplicated(["task", "worker"], keep="first")
     if dup.any():
@@ -129,8 +170,10 @@ def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | Non
         repeats = table[dup].set_index(["task", "worker"])["label"]
         differ = int((repeats != firsts.reindex(repeats.index)).sum())
         col.dropped["repeated (task, worker)"] += int(dup.sum())
-        col.notes.append(f"{int(dup.sum())} answer(s) repeat a (task, worker) pair ({differ} with a different label); "
-                         f"the first is kept (e.g. {table.loc[dup, 'source'].iloc[0]})")
+        col.notes.append(
+            f"{int(dup.sum())} answer(s) repeat a (task, worker) pair ({differ} with a different label); "
+            f"the first is kept (e.g. {table.loc[dup, 'source'].iloc[0]})"
+        )
         table = table[~dup]
     if not len(table):
         reasons = ", ".join(f"{n} {r}" for r, n in col.dropped.items()) or "the file holds none"
@@ -138,18 +181,26 @@ def _finish(col: _Collector, index: _ImageIndex | None, classes: list[str] | Non
     if classes is not None:
         bad = table[~table["label"].isin(classes)]
         if len(bad):
-            raise LabelwiseError(f"{bad['source'].iloc[0]}: label {bad['label'].iloc[0]!r} is not in the class list "
-                                 f"({', '.join(classes)}); {len(bad)} such answer(s)")
+            raise LabelwiseError(
+                f"{bad['source'].iloc[0]}: label {bad['label'].iloc[0]!r} is not in the class list "
+                f"({', '.join(classes)}); {len(bad)} such answer(s)"
+            )
     kept = set(table["worker"])
     for worker, counts in col.seen_workers.items():
         if worker not in kept:
             why = ", ".join(f"{n} {r}" for r, n in counts.items() if r != "seen")
             col.notes.append(f"annotator {worker!r} has no answers ({why})")
     if len(kept) > 1 and table["task"].value_counts().max() < 2:
-        col.notes.append(f"no task has answers from two annotators ({len(kept)} annotators, {table['task'].nunique()} "
-                         "tasks): nothing overlaps, so agreement and annotator skill cannot be measured"
-                         + ("" if index is not None else "; if the annotators labeled copies of the same images, pass "
-                            "--images so that identical files become one task"))
+        col.notes.append(
+            f"no task has answers from two annotators ({len(kept)} annotators, {table['task'].nunique()} "
+            "tasks): nothing overlaps, so agreement and annotator skill cannot be measured"
+            + (
+                ""
+                if index is not None
+                else "; if the annotators labeled copies of the same images, pass "
+                "--images so that identical files become one task"
+            )
+        )
     labeled = set(table["task"])
     pool = {t: image for (t, _), image in col.unlabeled.items()}
     unlabeled = natural_sorted(t for t in pool if t not in labeled)

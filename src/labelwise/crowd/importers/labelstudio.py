@@ -15,9 +15,9 @@ from ..._io import note_input
 from ...data.images import is_image_file
 from ...data.natural import natural_sorted
 from ...errors import LabelwiseError
+from ._collector import _LS_META, _UPLOAD, _Collector, _read_csv
 
 log = logging.getLogger("labelwise")
-from ._collector import _LS_META, _UPLOAD, _Collector, _read_csv
 
 
 def _load_json(path: Path) -> list[Any]:
@@ -30,9 +30,13 @@ def _load_json(path: Path) -> list[Any]:
     if isinstance(data, dict) and isinstance(data.get("tasks"), list):
         data = data["tasks"]
     if not isinstance(data, list):
-        raise LabelwiseError(f"{path}: expected a JSON list of tasks (a Label Studio export), got {type(data).__name__}")
+        raise LabelwiseError(
+            f"{path}: expected a JSON list of tasks (a Label Studio export), got {type(data).__name__}"
+        )
     if not data:
-        raise LabelwiseError(f"{path}: the export holds no tasks (an empty list); export the project again with its tasks")
+        raise LabelwiseError(
+            f"{path}: the export holds no tasks (an empty list); export the project again with its tasks"
+        )
     note_input(path)
     return data
 
@@ -60,7 +64,11 @@ def _image_ref(data: dict[str, Any]) -> str:
     if isinstance(data.get("image"), str):
         return str(data["image"])
     for key, value in data.items():
-        if key != "sample_id" and isinstance(value, str) and (value.startswith(("/data/", "http", "s3://", "gs://")) or is_image_file(value)):
+        if (
+            key != "sample_id"
+            and isinstance(value, str)
+            and (value.startswith(("/data/", "http", "s3://", "gs://")) or is_image_file(value))
+        ):
             return value
     return ""
 
@@ -90,7 +98,9 @@ def _one_choice(choices: Any, source: str) -> str | None:
     if not isinstance(choices, list):
         raise LabelwiseError(f"{source}: 'choices' must be a list, got {type(choices).__name__}")
     if len(choices) > 1:
-        raise LabelwiseError(f"{source}: {len(choices)} choices {choices[:3]}; labelwise aggregates single-choice labels")
+        raise LabelwiseError(
+            f"{source}: {len(choices)} choices {choices[:3]}; labelwise aggregates single-choice labels"
+        )
     return str(choices[0]) if choices else None
 
 
@@ -113,7 +123,10 @@ def _read_labelstudio(path: Path, col: _Collector, *, from_name: str | None, wor
         if not isinstance(task, dict):
             raise LabelwiseError(f"{path}, record {i + 1}: expected a task object, got {type(task).__name__}")
         for ann in _annotations(task, f"{path}, task {task.get('id', i + 1)}"):
-            names |= {str(r.get("from_name", "")) for r in _choice_regions(ann.get("result", []), f"{path}, task {task.get('id', i + 1)}")}
+            names |= {
+                str(r.get("from_name", ""))
+                for r in _choice_regions(ann.get("result", []), f"{path}, task {task.get('id', i + 1)}")
+            }
     name = _pick_name(names, from_name, str(path))
     completers = {_worker_id(a.get("completed_by")) for t in tasks for a in _annotations(t, "")}
     for i, task in enumerate(tasks):
@@ -137,7 +150,11 @@ def _read_labelstudio(path: Path, col: _Collector, *, from_name: str | None, wor
                 col.drop("cancelled", who)
                 col.unlabeled.setdefault((task_id, worker or ""), ref)
                 continue
-            regions = [r for r in _choice_regions(ann.get("result", []), source) if name is None or r.get("from_name", name) == name]
+            regions = [
+                r
+                for r in _choice_regions(ann.get("result", []), source)
+                if name is None or r.get("from_name", name) == name
+            ]
             if len(regions) > 1:
                 raise LabelwiseError(f"{source}: {len(regions)} results for Choices {name!r}; expected one")
             label = _one_choice(regions[0]["value"]["choices"], source) if regions else None
@@ -153,19 +170,24 @@ def _annotations(task: Any, where: str) -> list[dict[str, Any]]:
     return anns
 
 
-def _read_min_records(records: list[Any], path: Path, col: _Collector, *, from_name: str | None,
-                      worker: str | None, line: bool) -> None:
+def _read_min_records(
+    records: list[Any], path: Path, col: _Collector, *, from_name: str | None, worker: str | None, line: bool
+) -> None:
     """JSON-MIN / CSV rows: one record per annotation, the label under the Choices tag's name:
     ``from_name``, else ``choice`` (Label Studio's default name), else the only column that is
     neither Label Studio's own nor an image reference."""
     keys = {k for r in records if isinstance(r, dict) for k in r}
-    candidates = sorted(k for k in keys - _LS_META if k not in {"image", "sample_id"} and not _looks_like_data(records, k))
+    candidates = sorted(
+        k for k in keys - _LS_META if k not in {"image", "sample_id"} and not _looks_like_data(records, k)
+    )
     if from_name is not None and from_name not in keys:
         raise LabelwiseError(f"{path}: no column {from_name!r}; columns are {', '.join(sorted(keys))}")
     name = from_name or ("choice" if "choice" in keys else candidates[0] if len(candidates) == 1 else None)
     if name is None:
-        raise LabelwiseError(f"{path}: cannot tell which column holds the label ({', '.join(candidates) or 'none'}); "
-                             "pick one with --from-name")
+        raise LabelwiseError(
+            f"{path}: cannot tell which column holds the label ({', '.join(candidates) or 'none'}); "
+            "pick one with --from-name"
+        )
     annotators = {_worker_id(r.get("annotator")) for r in records if isinstance(r, dict)} - {""}
     for i, rec in enumerate(records):
         where = f"{path}, line {i + 2}" if line else f"{path}, record {i + 1}"
@@ -185,7 +207,9 @@ def _read_min_records(records: list[Any], path: Path, col: _Collector, *, from_n
 
 def _looks_like_data(records: list[Any], key: str) -> bool:
     values = [r.get(key) for r in records[:50] if isinstance(r, dict) and r.get(key) not in (None, "")]
-    return bool(values) and all(isinstance(v, str) and (v.startswith(("/data/", "http", "s3://")) or is_image_file(v)) for v in values)
+    return bool(values) and all(
+        isinstance(v, str) and (v.startswith(("/data/", "http", "s3://")) or is_image_file(v)) for v in values
+    )
 
 
 def _min_label(value: Any, where: str) -> str | None:

@@ -6,6 +6,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,11 +15,10 @@ from ...data.images import is_image_file
 from ...data.natural import natural_sorted
 from ...errors import LabelwiseError
 
-log = logging.getLogger("labelwise")
-from typing import TYPE_CHECKING
-
 if TYPE_CHECKING:
     from ._collector import _Collector
+
+log = logging.getLogger("labelwise")
 
 
 class _ImageIndex:
@@ -56,8 +56,9 @@ class _ImageIndex:
         return None, f"{len(found)} files named {name!r} under {where} ({', '.join(found[:3])}); not guessing"
 
 
-def _match(col: _Collector, table: pd.DataFrame, index: _ImageIndex,
-           keep: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def _match(
+    col: _Collector, table: pd.DataFrame, index: _ImageIndex, keep: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Replace each task by the one file its image names; return (matched rows, unmatched rows, task → path).
 
     A task given as our own ``sample_id`` keeps it when that is a file below the root, and
@@ -103,8 +104,10 @@ def _same_images(col: _Collector, table: pd.DataFrame, paths: dict[str, str]) ->
     rename = {task: first[digest] for task, digest in digests.items() if first[digest] != task}
     if rename:
         example = next(iter(rename.items()))
-        col.notes.append(f"{len(rename)} image file(s) are byte-identical copies of another (e.g. {example[0]!r} = "
-                         f"{example[1]!r}); each picture is one task")
+        col.notes.append(
+            f"{len(rename)} image file(s) are byte-identical copies of another (e.g. {example[0]!r} = "
+            f"{example[1]!r}); each picture is one task"
+        )
         table = table.assign(task=table["task"].map(lambda t: rename.get(t, t)))
         col.unlabeled = {(rename.get(t, t), s): image for (t, s), image in col.unlabeled.items()}
         paths = {t: p for t, p in paths.items() if t not in rename}

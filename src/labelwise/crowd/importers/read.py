@@ -29,9 +29,6 @@ import pandas as pd
 from ..._io import note_images
 from ...data.table import read_classes
 from ...errors import LabelwiseError
-
-log = logging.getLogger("labelwise")
-
 from ._collector import (
     ANSWER_COLUMNS,
     FORMATS,
@@ -53,6 +50,8 @@ from .long_csv import _read_long_csv
 from .matching import _ImageIndex
 from .toloka import _read_toloka
 
+log = logging.getLogger("labelwise")
+
 __all__ = ["ANSWER_COLUMNS", "FORMATS", "Answers", "Format", "image_key", "read_answers", "read_gold"]
 
 
@@ -68,8 +67,13 @@ _READERS = {
 def _read_folder(folder: Path, format: str, from_name: str | None, col: _Collector) -> None:
     """Per-annotator exports: ``folder/<annotator>/*.json|csv`` or ``folder/<annotator>.json``."""
     note_images(folder, recursive=True)  # every file below it is read: nothing may be written there
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in {".json", ".csv", ".tsv"}
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in {".json", ".csv", ".tsv"}
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     if not files:
         raise LabelwiseError(f"{folder}: no .json/.csv exports found")
     per_annotator: Counter[str] = Counter()
@@ -189,10 +193,17 @@ def read_gold(path: str | os.PathLike[str], *, classes: Sequence[str] | None = N
     task = next((lower[a] for a in (*TASK_ALIASES, "fname", "filename", "file") if a in lower), None)
     label = next((lower[a] for a in ("label", "golden", "gold", "answer", "class") if a in lower), None)
     if task is None or label is None:
-        raise LabelwiseError(f"{path}: expected a task (or sample_id/image) column and a label column; "
-                             f"columns are {', '.join(map(str, frame.columns))}")
-    out = pd.DataFrame({"task": frame[task].str.strip(), "label": frame[label].str.strip(),
-                        "hint": frame[lower["hint"]].fillna("") if "hint" in lower else ""})
+        raise LabelwiseError(
+            f"{path}: expected a task (or sample_id/image) column and a label column; "
+            f"columns are {', '.join(map(str, frame.columns))}"
+        )
+    out = pd.DataFrame(
+        {
+            "task": frame[task].str.strip(),
+            "label": frame[label].str.strip(),
+            "hint": frame[lower["hint"]].fillna("") if "hint" in lower else "",
+        }
+    )
     out["line"] = range(2, len(out) + 2)
     empty = out[(out["task"] == "") | (out["label"] == "")]
     if len(empty):
@@ -204,6 +215,8 @@ def read_gold(path: str | os.PathLike[str], *, classes: Sequence[str] | None = N
     if classes is not None:
         bad = out[~out["label"].isin(classes)]
         if len(bad):
-            raise LabelwiseError(f"{path}, line {bad['line'].iloc[0]}: gold label {bad['label'].iloc[0]!r} is not in "
-                                 f"the class list ({', '.join(classes)})")
+            raise LabelwiseError(
+                f"{path}, line {bad['line'].iloc[0]}: gold label {bad['label'].iloc[0]!r} is not in "
+                f"the class list ({', '.join(classes)})"
+            )
     return out.drop_duplicates("task").drop(columns="line").reset_index(drop=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..._io import note_input
 from ...errors import LabelwiseError
+from ._collector import _Collector
 
 log = logging.getLogger("labelwise")
-from ._collector import _Collector
 
 
 def _read_toloka(path: Path, col: _Collector, *, from_name: str | None, worker: str | None) -> None:
@@ -18,21 +18,24 @@ def _read_toloka(path: Path, col: _Collector, *, from_name: str | None, worker: 
     rows = _tsv_rows(path)
     header = rows[0][1] if rows else []
     if "ASSIGNMENT:worker_id" not in header:
-        raise LabelwiseError(f"{path}: no ASSIGNMENT:worker_id column; is this a Toloka results file? "
-                             f"Columns: {', '.join(header[:8])}")
-    outputs = [h[len("OUTPUT:"):] for h in header if h.startswith("OUTPUT:")]
-    inputs = [h[len("INPUT:"):] for h in header if h.startswith("INPUT:")]
+        raise LabelwiseError(
+            f"{path}: no ASSIGNMENT:worker_id column; is this a Toloka results file? Columns: {', '.join(header[:8])}"
+        )
+    outputs = [h[len("OUTPUT:") :] for h in header if h.startswith("OUTPUT:")]
+    inputs = [h[len("INPUT:") :] for h in header if h.startswith("INPUT:")]
     field_ = from_name or ("result" if "result" in outputs else outputs[0] if len(outputs) == 1 else None)
     if field_ is None or field_ not in outputs:
-        raise LabelwiseError(f"{path}: cannot tell the answer column among OUTPUT:{', OUTPUT:'.join(outputs) or ' (none)'}; "
-                             "pick one with --from-name")
+        raise LabelwiseError(
+            f"{path}: cannot tell the answer column among OUTPUT:{', OUTPUT:'.join(outputs) or ' (none)'}; "
+            "pick one with --from-name"
+        )
     key = next((k for k in ("sample_id", "image") if k in inputs), inputs[0] if len(inputs) == 1 else None)
     if key is None:
         raise LabelwiseError(f"{path}: several INPUT columns ({', '.join(inputs)}) and none is sample_id or image")
     pos = {h: i for i, h in enumerate(header)}
     for line_no, row in rows[1:]:
         where = f"{path}, line {line_no}"
-        get = lambda name: row[pos[name]].strip() if name in pos else ""  # noqa: E731
+        get = lambda name, row=row: row[pos[name]].strip() if name in pos else ""  # noqa: E731
         who, status = get("ASSIGNMENT:worker_id"), get("ASSIGNMENT:status").upper()
         task_id, image = get(f"INPUT:{key}"), get("INPUT:image")
         if get(f"GOLDEN:{field_}"):
@@ -58,8 +61,10 @@ def _tsv_rows(path: Path) -> list[tuple[int, list[str]]]:
                     out.append((reader.line_num, [h.strip() for h in row]))
                 elif any(v.strip() for v in row):
                     if len(row) != len(out[0][1]):
-                        raise LabelwiseError(f"{path}, line {reader.line_num}: {len(row)} fields, the header has "
-                                             f"{len(out[0][1])} (a tab or quote inside a value?)")
+                        raise LabelwiseError(
+                            f"{path}, line {reader.line_num}: {len(row)} fields, the header has "
+                            f"{len(out[0][1])} (a tab or quote inside a value?)"
+                        )
                     out.append((reader.line_num, row))
         except csv.Error as exc:
             raise LabelwiseError(f"{path}, line {reader.line_num}: malformed TSV ({exc})") from None
