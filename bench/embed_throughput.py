@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -95,72 +96,90 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="number of images")
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--size", type=int, default=64, help="input side in pixels")
+    parser.add_argument("--size", default="64", help="input side(s) in pixels, comma-separated: each is measured")
+    parser.add_argument(
+        "--image-side", type=int, default=64, help="side of the JPEGs written (CIFAR-10's own is 32; embed resizes)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", default="default,0,1,2", help="worker counts to try ('default' = embed's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per setting")
+    parser.add_argument(
+        "--no-cache-check", action="store_true", help="skip the with-cache runs (one more embed per size)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # hide the random-weights warning: speed is the same
 
     import torch
 
     from labelwise import load_dataset
-    from labelwise.features import create_backbone, embed
     from labelwise.features.torchvision_backbones import default_num_workers
 
     workers_default = default_num_workers(torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
-        make_jpegs(folder, args.n)
+        make_jpegs(folder, args.n, args.image_side)
         ds = load_dataset(folder)  # checked table with content hashes, as `labelwise embed` has
-        model = create_backbone(args.backbone, size=args.size).model.to(memory_format=torch.channels_last)
-        print(
-            f"{len(ds.table)} JPEGs {args.size}px from {'CIFAR-10' if CIFAR.is_file() else 'digits'}, "
-            f"{args.backbone}, batch {args.batch_size}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, {os.cpu_count()} cores, default workers {workers_default}"
-        )
-        settings = args.workers.split(",")
-        raws: dict[str, list[float]] = {w: [] for w in settings}
-        rates: dict[str, list[float]] = {w: [] for w in settings}
-        shares: dict[str, list[float]] = {w: [] for w in settings}
-        # Each embed run is paired with a raw run just before it, and settings take turns,
-        # so that load from other processes on the machine hits both sides of a ratio alike.
-        for _ in range(args.repeats):
-            for workers in settings:
-                raws[workers].append(raw_rate(model, args.batch_size, args.size, len(ds.table)))
-                clock = ForwardClock()
-                start = time.perf_counter()
-                embed(
-                    ds,
-                    backbone=args.backbone,
-                    size=args.size,
-                    cache_dir=False,
-                    batch_size=args.batch_size,
-                    num_workers=None if workers == "default" else int(workers),
-                    device="cpu",
-                )
-                seconds = time.perf_counter() - start
-                clock.close()
-                rates[workers].append(len(ds.table) / seconds)
-                shares[workers].append(clock.seconds / seconds)
-        every_raw = [r for runs in raws.values() for r in runs]
-        print(f"  raw forward            best {max(every_raw):6.1f} img/s, median {statistics.median(every_raw):6.1f}")
+        for size in (int(v) for v in args.size.split(",")):
+            start = time.perf_counter()
+            measure(ds, args, size, Path(tmp) / f"cache{size}", workers_default)
+            print(f"  ({time.perf_counter() - start:.0f} s for this size)")
+
+
+def measure(ds: Any, args: argparse.Namespace, size: int, cache: Path, workers_default: int) -> None:
+    """Print embed's images/s against the raw forward pass at ``size`` px."""
+    import torch
+
+    from labelwise.features import create_backbone, embed
+
+    model = create_backbone(args.backbone, size=size).model.to(memory_format=torch.channels_last)
+    print(
+        f"{len(ds.table)} JPEGs {args.image_side}px from {'CIFAR-10' if CIFAR.is_file() else 'digits'}, "
+        f"embedded at {size}px, {args.backbone}, batch {args.batch_size}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} cores, default workers {workers_default}"
+    )
+    settings = args.workers.split(",")
+    raws: dict[str, list[float]] = {w: [] for w in settings}
+    rates: dict[str, list[float]] = {w: [] for w in settings}
+    shares: dict[str, list[float]] = {w: [] for w in settings}
+    # Each embed run is paired with a raw run just before it, and settings take turns,
+    # so that load from other processes on the machine hits both sides of a ratio alike.
+    for _ in range(args.repeats):
         for workers in settings:
-            ratios = [r / raw for r, raw in zip(rates[workers], raws[workers], strict=True)]
-            # Interference only ever slows a run down: best over best is the least noisy figure.
-            print(
-                f"  embed workers={workers:<8} best {max(rates[workers]):6.1f} img/s, median "
-                f"{statistics.median(rates[workers]):6.1f}: {max(rates[workers]) / max(every_raw):.2f} of raw "
-                f"(best/best), {statistics.median(ratios):.2f} (median of paired runs: "
-                f"{', '.join(f'{r:.2f}' for r in ratios)}); forward share {statistics.median(shares[workers]):.2f}"
+            raws[workers].append(raw_rate(model, args.batch_size, size, len(ds.table)))
+            clock = ForwardClock()
+            start = time.perf_counter()
+            embed(
+                ds,
+                backbone=args.backbone,
+                size=size,
+                cache_dir=False,
+                batch_size=args.batch_size,
+                num_workers=None if workers == "default" else int(workers),
+                device="cpu",
             )
-        start = time.perf_counter()
-        cache = Path(tmp) / "cache"
-        embed(ds, backbone=args.backbone, size=args.size, cache_dir=cache, batch_size=args.batch_size, device="cpu")
-        first = time.perf_counter() - start
-        start = time.perf_counter()
-        embed(ds, backbone=args.backbone, size=args.size, cache_dir=cache, batch_size=args.batch_size, device="cpu")
-        print(f"  with cache: first run {first:.2f} s, re-run (all cached) {time.perf_counter() - start:.3f} s")
+            seconds = time.perf_counter() - start
+            clock.close()
+            rates[workers].append(len(ds.table) / seconds)
+            shares[workers].append(clock.seconds / seconds)
+    every_raw = [r for runs in raws.values() for r in runs]
+    print(f"  raw forward            best {max(every_raw):6.1f} img/s, median {statistics.median(every_raw):6.1f}")
+    for workers in settings:
+        ratios = [r / raw for r, raw in zip(rates[workers], raws[workers], strict=True)]
+        # Interference only ever slows a run down: best over best is the least noisy figure.
+        print(
+            f"  embed workers={workers:<8} best {max(rates[workers]):6.1f} img/s, median "
+            f"{statistics.median(rates[workers]):6.1f}: {max(rates[workers]) / max(every_raw):.2f} of raw "
+            f"(best/best), {statistics.median(ratios):.2f} (median of paired runs: "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}); forward share {statistics.median(shares[workers]):.2f}"
+        )
+    if args.no_cache_check:
+        return
+    start = time.perf_counter()
+    embed(ds, backbone=args.backbone, size=size, cache_dir=cache, batch_size=args.batch_size, device="cpu")
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    embed(ds, backbone=args.backbone, size=size, cache_dir=cache, batch_size=args.batch_size, device="cpu")
+    print(f"  with cache: first run {first:.2f} s, re-run (all cached) {time.perf_counter() - start:.3f} s")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ from labelwise.noise import (
 from labelwise.train import train
 
 CIFAR = SHARED / "cifar10n" / "cifar10n_train_jpeg.npz"
+CIFAR10H = SHARED / "cifar10h" / "cifar10h_test.npz"
+DOUBTED = 0.8  # CIFAR-10H: a label people doubt is one fewer than 80% of its ~51 annotators chose
 
 
 def datasets(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Dataset, Dataset, dict[str, np.ndarray]]]:
@@ -119,22 +121,102 @@ def test_accuracy(rows: Dataset, test: Dataset, out: Path, epochs: int, photos: 
     return round(result.test["accuracy"], 4)
 
 
+def flag_row(
+    cell: dict[str, Any], doubted: np.ndarray, detector: str, flagged: np.ndarray, seconds: float | None, **more: Any
+) -> dict[str, Any]:
+    """The share flagged, and how much more often people doubt a flagged label than any (lift) or
+    than an unflagged one."""
+    hit = float(doubted[flagged].mean()) if flagged.any() else float("nan")
+    return {
+        **cell,
+        "detector": detector,
+        "flagged": round(float(flagged.mean()), 4),
+        "doubted_lift": round(hit / doubted.mean(), 2),
+        "doubted_vs_unflagged": round(hit / max(doubted[~flagged].mean(), 1e-9), 2),
+        "seconds": seconds,
+        **more,
+    }
+
+
+def clean_rows(sizes: list[int], tmp: Path, seed: int) -> list[dict[str, Any]]:
+    """Clean labels: the first ``n`` CIFAR-10 test images with their own labels. The share
+    flagged (target <= 3%) and how much more often people doubt a flagged label than any label
+    (target >= 3x), for the default and for plain cleanlab on the pretrained features."""
+    from labelwise.features import embed
+
+    h = np.load(CIFAR10H)
+    out = []
+    for n in sizes:
+        rows = npz_rows(CIFAR10H, np.arange(n), "train")
+        y = h["labels"][:n]
+        counts = h["counts"][:n]
+        doubted = counts[np.arange(n), y] / counts.sum(1) < DOUBTED
+        cell = {"data": f"cifar10-test {n}", "noise": "none (clean)", "doubted": round(float(doubted.mean()), 4)}
+
+        t0 = time.perf_counter()
+        features = embed(rows, backbone="efficientnet_lite0", size=128, random_state=seed)
+        probs = out_of_fold_head_probs(features, y, 10, random_state=seed)
+        anchor = find_label_issues(y, probs)
+        out.append(
+            flag_row(
+                cell,
+                doubted,
+                "anchor (cleanlab, LR efficientnet_lite0)",
+                anchor,
+                round(time.perf_counter() - t0, 1),
+                oof_accuracy=round(float((probs.argmax(1) == y).mean()), 4),
+            )
+        )
+        print(json.dumps(out[-1]), flush=True)
+        t0 = time.perf_counter()
+        found = find_issues(
+            rows,
+            tmp / f"clean{n}",
+            train_options={"flip": True, "optimizer": "sgd", "lr": 0.2},
+            html=False,
+            random_state=seed,
+            top=8,
+        )
+        table = found.table.set_index("sample_id").loc[rows.table["sample_id"]]
+        out.append(
+            flag_row(
+                cell,
+                doubted,
+                f"labelwise default ({found.method})",
+                table["is_issue"].to_numpy(),
+                round(time.perf_counter() - t0, 1),
+                **found.verdict,
+            )
+        )
+        print(json.dumps(out[-1]), flush=True)
+        for col in [c for c in table.columns if c.startswith("vote_")]:
+            out.append(flag_row(cell, doubted, f"  plain {col[5:]} vote", table[col].to_numpy(), None))
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="digits,mnist", help="digits, mnist (comma-separated; empty for none)")
     ap.add_argument("--rates", default="0.1,0.2,0.4")
     ap.add_argument("--kinds", default="uniform,class-conditional")
     ap.add_argument("--cifar10n", default="", help="CIFAR-10N label sets, e.g. random_label1,worse_label")
+    ap.add_argument("--clean", default="", help="clean CIFAR-10 test subsets, e.g. 2000,8000 (CIFAR-10H tells doubt)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of find_issues' model (default: its own)")
     ap.add_argument("--retrain-epochs", type=int, default=0, help="also train a cnn on noisy / cleaned / true labels")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the targets are for 2 cores)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--no-anchor", action="store_true", help="skip the anchor and the pixel votes (their figures are known)"
+    )
+    ap.add_argument("--keep", type=Path, default=None, help="keep every run folder here (default: a temporary one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     accuracy: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = args.keep or Path(tmp_name)
+        clean = clean_rows([int(n) for n in args.clean.split(",") if n], tmp, args.seed)
         for name, train_rows, test_rows, noises in datasets(args, tmp):
             classes = train_rows.classes
             y = train_rows.table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -158,34 +240,35 @@ def main() -> None:
                 truth = noisy != y
                 cell = {"data": name, "noise": noise, "actual_rate": round(float(truth.mean()), 4)}
                 first = len(rows)
-                t0 = time.perf_counter()
-                anchor_probs = out_of_fold_head_probs(X, noisy, len(classes), random_state=args.seed)
-                anchor = find_label_issues(noisy, anchor_probs)  # cleanlab as it comes: its own defaults
-                t_anchor = time.perf_counter() - t0
-                rows.append(
-                    {
-                        **cell,
-                        "detector": "anchor (cleanlab, LR pixels)",
-                        **prf(truth, anchor),
-                        "seconds": round(t_anchor, 1),
-                    }
-                )
-                pixel_votes = label_issues(noisy, embeddings=X, method="neighbors", n_classes=len(classes))
-                rows.append(
-                    {
-                        **cell,
-                        "detector": "neighbors (raw pixels)",
-                        **prf(truth, pixel_votes["is_issue"]),
-                        "seconds": None,
-                    }
-                )
+                if not args.no_anchor:
+                    t0 = time.perf_counter()
+                    anchor_probs = out_of_fold_head_probs(X, noisy, len(classes), random_state=args.seed)
+                    anchor = find_label_issues(noisy, anchor_probs)  # cleanlab as it comes: its own defaults
+                    t_anchor = time.perf_counter() - t0
+                    rows.append(
+                        {
+                            **cell,
+                            "detector": "anchor (cleanlab, LR pixels)",
+                            **prf(truth, anchor),
+                            "seconds": round(t_anchor, 1),
+                        }
+                    )
+                    pixel_votes = label_issues(noisy, embeddings=X, method="neighbors", n_classes=len(classes))
+                    rows.append(
+                        {
+                            **cell,
+                            "detector": "neighbors (raw pixels)",
+                            **prf(truth, pixel_votes["is_issue"]),
+                            "seconds": None,
+                        }
+                    )
                 table = train_rows.table.assign(label=np.asarray(classes, dtype=object)[noisy])
                 noisy_ds = Dataset(table, classes, source=name)
                 t0 = time.perf_counter()
                 options = {"flip": True, "optimizer": "sgd", "lr": 0.2} if photos else {}
                 found = find_issues(
                     noisy_ds,
-                    tmp / "issues",
+                    tmp / f"issues-{name}-{noise.replace(' ', '-')}",
                     epochs=args.epochs,
                     train_options=options,
                     html=False,
@@ -234,6 +317,14 @@ def main() -> None:
         print(
             f"{r['data']:<9}{r['noise']:<24}{r['detector']:<34}{r['precision']:>6}{r['recall']:>6}{r['f1']:>6}{r['seconds'] or '':>7}"
         )
+    if clean:
+        print("\nclean labels: share flagged (target <= 3%), doubted labels among the flagged vs all (target >= 3x)")
+        print(f"{'data':<20}{'detector':<42}{'flagged':>8}{'lift':>6}{'vs rest':>8}{'s':>7}")
+        for r in clean:
+            print(
+                f"{r['data']:<20}{r['detector']:<42}{r['flagged']:>8.2%}{r['doubted_lift']:>6}"
+                f"{r['doubted_vs_unflagged']:>8}{r['seconds'] or '':>7}"
+            )
     if accuracy:
         print(f"\ntest accuracy of a cnn trained {args.retrain_epochs} epochs on each label set")
         print(

@@ -9,6 +9,15 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_embedding_cache(tmp_path_factory):
+    """The tests' embeddings go to a cache of their own: never read from, or written into, the
+    user's ``~/.cache/labelwise`` (a stale entry there must not pass or fail a test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABELWISE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def digits():
     from sklearn.datasets import load_digits

@@ -202,6 +202,20 @@ def test_hub_cached_weights_are_used_offline_and_download_only_on_request(ds, hu
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False  # forced only during the load
     with pytest.raises(LabelwiseError, match="the resnet18 backbone cannot download weights"):
         create_backbone("resnet18", download=True)
+    # the CLI's --download reaches the backbone; one that cannot download says so in one line
+    from typer.testing import CliRunner
+
+    from labelwise.cli.app import app
+
+    root = Path(ds.table["path"].iloc[0]).parents[1]
+    result = CliRunner().invoke(
+        app, ["embed", str(root), "--backbone", "resnet18", "--download", "--out", str(root.parent / "e")]
+    )
+    assert result.exit_code == 2 and "cannot download weights" in result.output and "Traceback" not in result.output
+    fetched.clear()
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    vectors = embed(ds, backbone="timm/resnet18", size=32, download=True, cache_dir=False)
+    assert vectors.shape == (len(ds.table), 512) and fetched == []  # already in the hub cache: nothing fetched
 
 
 def test_weights_file_loads_and_a_wrong_shape_is_one_line(ds, tmp_path):

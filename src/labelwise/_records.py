@@ -97,6 +97,7 @@ def _recover(run: Run) -> None:
     backup = _backup_path(run)
     if not backup.is_dir():
         return
+    assert run.folder is not None  # _backup_path checked it
     record = read_record(run.folder, run.stem, holder_alive=False) or {}
     log.warning("%s: restoring the results of the run an interrupted --overwrite run was replacing", run.folder)
     records = [run.path(n) for n in (CONFIG_FILE, RECORD_FILE, LOG_FILE)]

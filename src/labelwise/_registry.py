@@ -117,7 +117,7 @@ class Registry(Generic[T]):
 
     def describe(self) -> list[tuple[str, str]]:
         """``(name, one-line description)`` for every entry, in :meth:`names` order."""
-        every = {**self._entries, **{e.name: e for e in self._prefixes.values()}}
+        every: dict[str, Entry[Any]] = {**self._entries, **{e.name: e for e in self._prefixes.values()}}
         return [(n, every[n].description) for n in self.names()]
 
     def help(self, lead: str = "") -> str:

@@ -65,7 +65,8 @@ def query(
     """Pick ``n`` unlabeled images of ``data`` to label next.
 
     The labeled images (outside the ``test`` split) fit ``model`` on ``backbone``
-    embeddings (cached; default ``simclr`` when PyTorch is installed, else ``pixels``);
+    embeddings (cached; default :func:`~labelwise.features.auto_backbone`: ImageNet features for
+    colour photos, else ``simclr`` when PyTorch is installed, else ``pixels``);
     ``strategy`` (see :func:`~labelwise.active.list_strategies`) then ranks the unlabeled
     ones. The model's prediction for each pick becomes a Label Studio pre-annotation.
 
@@ -80,10 +81,9 @@ def query(
     LabelwiseError
         Unknown strategy or model, or fewer than ``n`` unlabeled images.
     """
-    from ..features import default_backbone, embed
+    from ..features import auto_backbone, embed
 
     t0 = time.perf_counter()
-    backbone = backbone or default_backbone()
     get_strategy(strategy)
     info_model = get_loop_model(model)
     ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
@@ -91,6 +91,9 @@ def query(
     if "split" in table.columns:
         table = table[table["split"].astype(str) != "test"]
     table = table.reset_index(drop=True)
+    if backbone is None:
+        backbone, auto_size = auto_backbone(table, purpose="query")
+        size = size or auto_size
     unlabeled = table["label"].isna().to_numpy()
     where = ds.source or "data"
     if not unlabeled.any():

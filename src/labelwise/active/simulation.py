@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -140,15 +140,20 @@ def simulate(
         "pca": pca,
     }
     base = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in given.items() if v is not None}
-    if backbones is None:
-        from ..features import default_backbone
-
-        base["backbones"] = [default_backbone()]
     spec = read_grid(grid) if isinstance(grid, (str, os.PathLike)) else check_grid(grid or {})
+    ds = data if isinstance(data, Dataset) else None
+    if backbones is None and "backbones" not in spec:
+        from ..features import auto_backbone
+
+        ds = ds or as_read_options(read).load(cast("str | os.PathLike[str]", data), n_jobs=n_jobs)
+        chosen, auto_size = auto_backbone(ds.table, purpose="simulate")
+        base["backbones"] = [chosen]
+        if auto_size and size is None and "size" not in spec:
+            base["size"] = auto_size
     runs = expand_grid(spec, base)
     for run in runs:
         _check_run(run)
-    ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
+    ds = ds or as_read_options(read).load(cast("str | os.PathLike[str]", data), n_jobs=n_jobs)
     pool, test = _pool_and_test(ds, test_pct, random_state)
     lookup = {c: i for i, c in enumerate(ds.classes)}
     y_pool = pool["label"].map(lookup).to_numpy(np.int64)
@@ -264,8 +269,9 @@ def _check_run(run: Mapping[str, Any]) -> None:
     get_strategy(run["strategy"])
     get_loop_model(run["model"])
     from ..features import list_backbones
+    from ..features.backbones import BACKBONES
 
-    if run["backbone"] not in list_backbones():
+    if run["backbone"] not in BACKBONES:  # a prefix such as timm/<name> counts
         raise LabelwiseError(f"unknown backbone {run['backbone']!r}; choose one of {', '.join(list_backbones())}")
     if run["start"] not in STARTS:
         raise LabelwiseError(f"unknown start {run['start']!r}; choose one of {', '.join(STARTS)}")

@@ -15,7 +15,7 @@ import inspect
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar, get_type_hints
@@ -31,8 +31,9 @@ try:  # typer ≥ 0.26 carries its own copy of click
     from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
     from typer.exceptions import Abort
 except ImportError:  # pragma: no cover - older typer on click
-    from click.core import ParameterSource  # type: ignore[no-redef]
-    from click.exceptions import Abort, BadParameter, ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+    # the same classes, from click itself: mypy sees them as other types than typer's copy
+    from click.core import ParameterSource  # type: ignore[assignment]
+    from click.exceptions import Abort, BadParameter, ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
 from .._run import command_line_options
 from ..data.options import ReadOptions
@@ -54,15 +55,18 @@ class Group(TyperGroup):
 
     def main(
         self,
-        args: Any = None,
-        prog_name: Any = None,
-        complete_var: Any = None,  # type: ignore[override]
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
         standalone_mode: bool = True,
+        windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
         previous = _terminate_as_interrupt()
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(
+                args, prog_name, complete_var, standalone_mode=False, windows_expand_args=windows_expand_args, **extra
+            )
         except NoArgsIsHelpError as exc:
             exc.show()
             code = 0
@@ -126,7 +130,7 @@ app = typer.Typer(
 
 def command(name: str | None = None) -> Callable[[F], F]:
     """Register a function as a ``labelwise`` command (``@command()``, like ``@app.command()``)."""
-    return app.command(name, cls=Command)  # type: ignore[return-value]
+    return app.command(name, cls=Command)
 
 
 @contextlib.contextmanager
@@ -227,9 +231,10 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 
 def backbone_option(help: str) -> Any:
+    """The ``--backbone`` option's typer metadata: ``backbone: Annotated[str | None, backbone_option("...")]``."""
     from ..features.backbones import BACKBONES
 
-    return Annotated[str | None, typer.Option("--backbone", "-b", help=BACKBONES.help(help))]
+    return typer.Option("--backbone", "-b", help=BACKBONES.help(help))
 
 
 def print_kind(kind: str) -> None:

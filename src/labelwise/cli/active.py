@@ -60,7 +60,7 @@ Semi = Annotated[
         help="Train a supervised model in the loop also on the pool's pseudo-labels from label spreading, weighted by their probability (spreading and spreading_logreg are semi-supervised already).",
     ),
 ]
-BACKBONE_HELP = "Embedding backbone (default simclr when PyTorch is installed, else pixels)."
+BACKBONE_HELP = "Embedding backbone (default: efficientnet_lite0 for colour photos when labelwise[pretrained] is installed, else simclr, else pixels)."
 
 
 @command()
@@ -72,7 +72,7 @@ def query(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help=f"Strategy: {STRATEGY_HELP}")] = DEFAULT_STRATEGY,
     model: Annotated[str, typer.Option("--model", "-m", help=f"Model in the loop: {MODEL_HELP}")] = DEFAULT_MODEL,
     semi: Semi = False,
-    backbone: backbone_option(BACKBONE_HELP) = None,
+    backbone: Annotated[str | None, backbone_option(BACKBONE_HELP)] = None,
     pca: Pca = None,
     size: Size = None,
     weights: Weights = None,
@@ -149,9 +149,12 @@ def simulate(
     model: Annotated[
         str, typer.Option("--model", "-m", help=f"Model(s) in the loop, comma-separated: {MODEL_HELP}")
     ] = DEFAULT_MODEL,
-    backbone: backbone_option(
-        "Embedding backbone(s), comma-separated (default simclr when PyTorch is installed, else pixels)."
-    ) = None,
+    backbone: Annotated[
+        str | None,
+        backbone_option(
+            "Embedding backbone(s), comma-separated (default: efficientnet_lite0 for colour photos when labelwise[pretrained] is installed, else simclr, else pixels)."
+        ),
+    ] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds; each is one repetition.")] = "0,1,2",
     n_start: Annotated[
         int, typer.Option("--n-start", min=1, help="Labels to start with (per class with --per-class).")

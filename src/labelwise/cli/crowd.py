@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -24,6 +24,10 @@ from ._common import (
     out_console,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from ..crowd.importers import Format
+    from ..crowd.tasks import TaskFormat
 
 Gold = Annotated[
     Path | None,
@@ -87,10 +91,10 @@ def aggregate(
         result = aggregate_answers(
             answers,
             out,
-            format=format,
+            format=cast("Format", format),  # checked by aggregate_answers
             method=method,
             gold=gold,
-            classes=classes,  # type: ignore[arg-type]
+            classes=classes,
             from_name=from_name,
             images=images,
             consensus_test=consensus_test,
@@ -177,10 +181,10 @@ def tasks(
         result = make_tasks(
             images,
             out,
-            format=format,
+            format=cast("TaskFormat", format),  # checked by make_tasks
             gold=gold,
             predictions=predictions,
-            root=root,  # type: ignore[arg-type]
+            root=root,
             url_prefix=url_prefix,
             training_pct=training_pct,
             exam_pct=exam_pct,
@@ -218,7 +222,12 @@ def propagate(
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Trust crowd labels only from this confidence.")
     ] = 0.0,
-    backbone: backbone_option("Embedding backbone.") = "pixels",
+    backbone: Annotated[
+        str | None,
+        backbone_option(
+            "Embedding backbone (default: efficientnet_lite0 for colour photos when labelwise[pretrained] is installed, else pixels)."
+        ),
+    ] = None,
     size: Size = None,
     weights: Weights = None,
     cache_dir: CacheDir = None,
@@ -239,7 +248,7 @@ def propagate(
             k=neighbors,
             threshold=threshold,
             min_confidence=min_confidence,
-            backbone=backbone or "pixels",
+            backbone=backbone,
             size=size,
             weights=weights,
             cache_dir=cache_dir,

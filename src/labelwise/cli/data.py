@@ -115,9 +115,13 @@ def split(
 def embed(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("embed"),
-    backbone: backbone_option("Feature extractor.") = "pixels",
+    backbone: Annotated[str | None, backbone_option("Feature extractor.")] = "pixels",
     size: Size = None,
     weights: Weights = None,
+    download: Annotated[
+        bool,
+        typer.Option("--download", help="Fetch missing pretrained weights once (timm/<name>); never done without it."),
+    ] = False,
     pca: Pca = None,
     cache_dir: CacheDir = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 64,
@@ -137,6 +141,7 @@ def embed(
             backbone=backbone or "pixels",
             size=size,
             weights=weights,
+            download=download,
             pca=pca,
             cache_dir=cache_dir,
             batch_size=batch_size,

@@ -9,6 +9,7 @@ import typer
 
 from ..data.options import ReadOptions
 from ..noise import detectors as _detectors  # noqa: F401 - fills the registry the help reads
+from ..noise.verdict import MIN_DOUBT
 from ..train import models as _models  # noqa: F401
 from ._common import (
     CacheDir,
@@ -80,6 +81,23 @@ def issues(
             help="calibrated_margin (default), or one of cleanlab's find_label_issues filters (prune_by_noise_rate, prune_by_class, both, confident_learning, predicted_neq_given, ...).",
         ),
     ] = "calibrated_margin",
+    pretrained: Annotated[
+        bool | None,
+        typer.Option(
+            "--pretrained/--no-pretrained",
+            help="Weigh ImageNet features (efficientnet_lite0) as evidence; default: for colour photos when installed.",
+            show_default=False,
+        ),
+    ] = None,
+    min_doubt: Annotated[
+        float,
+        typer.Option(
+            "--min-doubt",
+            min=0.0,
+            max=1.0,
+            help="Flag a candidate only when its chance of being wrong reaches this (0: every candidate).",
+        ),
+    ] = MIN_DOUBT,
     neighbors: Annotated[
         int | None,
         typer.Option(
@@ -89,9 +107,12 @@ def issues(
             help="k nearest neighbours voting (default: a quarter of the smallest class, 5 to 50).",
         ),
     ] = None,
-    backbone: backbone_option(
-        "Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels)."
-    ) = None,
+    backbone: Annotated[
+        str | None,
+        backbone_option(
+            "Embeddings for the neighbour votes (default: the features of the network trained for the probabilities, else pixels)."
+        ),
+    ] = None,
     size: Size = None,
     weights: Weights = None,
     cache_dir: CacheDir = None,
@@ -118,6 +139,8 @@ def issues(
             folds=folds,
             method=method,
             filter_by=filter_by,
+            pretrained=pretrained,
+            min_doubt=min_doubt,
             k=neighbors,
             backbone=backbone,
             size=size,
@@ -130,7 +153,16 @@ def issues(
             read=read,
             overwrite=overwrite,
         )
-    out_console.print(f"{result.n_issues} of {len(result.table)} labels look wrong → {out / 'label_issues.csv'}")
+    verdict = result.verdict
+    how_sure = (
+        f" (evidence right on ~{verdict['estimated_accuracy']:.0%}; estimated noise {verdict['estimated_noise_rate']:.1%}"
+        f"{'' if verdict['judgeable'] else '; TOO WEAK TO JUDGE: only sure ones flagged'})"
+        if verdict
+        else ""
+    )
+    out_console.print(
+        f"{result.n_issues} of {len(result.table)} labels look wrong{how_sure} → {out / 'label_issues.csv'}"
+    )
 
 
 @command()

@@ -51,7 +51,12 @@ def pseudolabel(
             help="Confidence below which an image is problematic (default per method: 0.9; knn-kmeans 0.5, its mean vote share).",
         ),
     ] = None,
-    backbone: backbone_option("Embedding backbone (default simclr when PyTorch is installed, else pixels).") = None,
+    backbone: Annotated[
+        str | None,
+        backbone_option(
+            "Embedding backbone (default: efficientnet_lite0 for colour photos when labelwise[pretrained] is installed, else simclr, else pixels)."
+        ),
+    ] = None,
     size: Size = None,
     weights: Weights = None,
     pca: Pca = None,

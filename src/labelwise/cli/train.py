@@ -109,7 +109,7 @@ def train(
     weights: Annotated[
         Path | None, typer.Option("--weights", help="Pretrained weights (state_dict) for the network or --backbone.")
     ] = None,
-    backbone: backbone_option("linear/mlp: the embedding backbone.") = "pixels",
+    backbone: Annotated[str | None, backbone_option("linear/mlp: the embedding backbone.")] = "pixels",
     cache_dir: CacheDir = None,
     device: Device = "auto",
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (default on).")] = None,

@@ -122,7 +122,7 @@ def argmax_first(scores: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Method:
     name: str
-    fit: Callable[..., tuple[np.ndarray, np.ndarray]]
+    fit: Callable[..., tuple[np.ndarray, ...]]
     description: str
     needs_gold: bool = False
     uses_gold: bool = False
@@ -134,14 +134,14 @@ AGGREGATORS: Registry[Method] = kind("aggregators", Registry("aggregation method
 
 def register_method(
     name: str, description: str, *, needs_gold: bool = False, uses_gold: bool = False
-) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]], Callable[..., tuple[np.ndarray, np.ndarray]]]:
+) -> Callable[[Callable[..., tuple[np.ndarray, ...]]], Callable[..., tuple[np.ndarray, ...]]]:
     """Register ``fit(enc, gold_codes, **options) -> (probas (T, K), skills (W,)[, labels (T,)])``.
 
     ``gold_codes`` is an int array (n_tasks,) of known class codes, ``-1`` where unknown.
     Without ``labels`` (class codes) each task takes its most probable class.
     """
 
-    def wrap(fn: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    def wrap(fn: Callable[..., tuple[np.ndarray, ...]]) -> Callable[..., tuple[np.ndarray, ...]]:
         AGGREGATORS.register(
             Method(name, fn, description, needs_gold, uses_gold or needs_gold), name=name, description=description
         )
@@ -307,7 +307,7 @@ def dawid_skene(
 
     def m_step(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prior = np.clip(p.mean(0), 1e-10, None)
-        counts = np.stack(
+        counts: np.ndarray = np.stack(
             [np.bincount(w * K + lab, weights=p[t, k], minlength=W * K).reshape(W, K) for k in range(K)], 1
         )
         counts += smoothing

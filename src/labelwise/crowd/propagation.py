@@ -57,7 +57,7 @@ def propagate(
     k: int = 10,
     threshold: float = 0.9,
     min_confidence: float = 0.0,
-    backbone: str = "pixels",
+    backbone: str | None = None,
     size: int | None = None,
     weights: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -67,7 +67,8 @@ def propagate(
     overwrite: bool = False,
 ) -> pd.DataFrame:
     """Crowd labels (``labels.csv`` of ``aggregate``, or its folder) on the images of ``data``,
-    spread to the rest by :func:`knn_propagate` on ``backbone`` embeddings.
+    spread to the rest by :func:`knn_propagate` on ``backbone`` embeddings (default: ImageNet
+    features for colour photos, ``pixels`` otherwise).
 
     ``data``: an ImageFolder (its given labels are kept), a folder of unlabeled images (every
     image below it), or any labelwise input. Given labels are never replaced: crowd labels
@@ -122,6 +123,11 @@ def propagate(
     table["confidence"] = np.where(trusted, conf, np.where(given, previous.fillna(1.0), np.nan))
     classes = natural_sorted(set(table["label"].dropna()) | set(ds.classes))
     full = Dataset(table, classes, ds.problems, ds.source)
+    if backbone is None:
+        from ..features import auto_backbone
+
+        backbone, auto_size = auto_backbone(table, purpose="propagate", fallback="pixels")
+        size = size or auto_size
     X = embed(
         full,
         backbone=backbone,

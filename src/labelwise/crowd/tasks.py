@@ -328,7 +328,7 @@ def annotator_names(annotators: Sequence[str] | int | str | None) -> list[str] |
     if isinstance(annotators, str):
         annotators = [a.strip() for a in annotators.split(",") if a.strip()]
         if len(annotators) == 1 and annotators[0].isdigit():
-            annotators = int(annotators[0])  # type: ignore[assignment]
+            annotators = int(annotators[0])
     if isinstance(annotators, int):
         if annotators < 1:
             raise LabelwiseError(f"annotators: a count must be at least 1, got {annotators}")

@@ -77,7 +77,7 @@ class Dataset:
             "label_source": {str(k): int(v) for k, v in t["label_source"].fillna("unlabeled").value_counts().items()},
         }
 
-    def save(self, folder: str | Path, *, name: str = TABLE_FILE) -> Path:
+    def save(self, folder: str | os.PathLike[str], *, name: str = TABLE_FILE) -> Path:
         """Write the table and ``classes.json`` into ``folder``; returns the table's path."""
         folder = Path(folder)
         if _read_json_list(folder / CLASSES_FILE) != self.classes:

@@ -16,16 +16,19 @@ from .backbones import (
     register_backbone,
 )
 from .cache import VectorCache, default_cache_dir
+from .choice import auto_backbone, pretrained_available
 from .embedding import embed
 
 __all__ = [
     "Backbone",
     "PixelsBackbone",
     "VectorCache",
+    "auto_backbone",
     "create_backbone",
     "default_backbone",
     "default_cache_dir",
     "embed",
     "list_backbones",
+    "pretrained_available",
     "register_backbone",
 ]

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,7 @@ def register_backbone(factory: F, *, name: str | None = None, description: str =
 
     Used as a decorator (the name is the function's) or called with ``name=``.
     """
-    return BACKBONES.register(factory, name=name, description=description)
+    return cast(F, BACKBONES.register(factory, name=name, description=description))
 
 
 def register_backbone_prefix(prefix: str, factory: BackboneFactory, *, description: str = "") -> None:

@@ -40,6 +40,7 @@ def embed(
     num_workers: int | None = None,
     device: str = "auto",
     random_state: int = 0,
+    download: bool = False,
     out: str | os.PathLike[str] | None = None,
     read: ReadOptions | None = None,
     overwrite: bool = False,
@@ -62,7 +63,8 @@ def embed(
     weights : CNN weights file (a ``state_dict``, or a checkpoint with a ``state_dict``
         or ``model`` entry). Default: the official file if it is already in the torch
         hub cache, else random initialisation seeded by ``random_state``, with a warning.
-        Nothing is ever downloaded.
+        Nothing is downloaded unless ``download`` (``timm/<name>`` backbones: fetch the
+        official weights once into the hub cache).
     pca : reduce the vectors to this many principal components (fitted on ``data``).
     cache_dir : cache root; default ``$LABELWISE_CACHE_DIR`` or
         ``~/.cache/labelwise/embeddings``; ``False`` disables the cache.
@@ -111,7 +113,9 @@ def embed(
     for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("pca", pca, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise LabelwiseError(f"{name} must be an integer >= {low}, got {value!r}")
-    model = create_backbone(backbone, size=size, weights=weights, random_state=random_state).for_table(table)
+    model = create_backbone(
+        backbone, size=size, weights=weights, random_state=random_state, download=download
+    ).for_table(table)
 
     hashes = _content_hashes(table)
     codes, uniques = pd.factorize(pd.Series(hashes, dtype=object))

@@ -58,8 +58,9 @@ class CosineKNNKernel:
         if A is not B or not self.cache:
             return self._graph(A, B)
         data = np.ascontiguousarray(A)
+        # numpy's stubs give ndarray a __buffer__ only on Python >= 3.12 (mypy checks as 3.10): arg-type
         key = (
-            hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest()
+            hashlib.blake2b(data.view(np.uint8).ravel(), digest_size=16).hexdigest()  # type: ignore[arg-type]
             + str(data.shape)
             + str(data.dtype),
             self.k,

@@ -35,10 +35,10 @@ class SimCLRSettings:
     projection: int = 64
 
     def __post_init__(self) -> None:
-        for name, low in (("epochs", 1), ("batch_size", 2), ("width", 1), ("projection", 1)):
+        for name, least in (("epochs", 1), ("batch_size", 2), ("width", 1), ("projection", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise LabelwiseError(f"simclr {name} must be an integer >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise LabelwiseError(f"simclr {name} must be an integer >= {least}, got {value!r}")
         for name, low, high in (
             ("temperature", 0.0, math.inf),
             ("min_scale", 0.0, 1.0),

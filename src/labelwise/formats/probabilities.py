@@ -21,7 +21,7 @@ def prob_columns(classes: Sequence[str]) -> list[str]:
     return [f"{PROB_PREFIX}{c}" for c in classes]
 
 
-def probability_table(sample_ids: Sequence[str], probs: object, classes: Sequence[str]) -> pd.DataFrame:
+def probability_table(sample_ids: Sequence[str] | np.ndarray, probs: object, classes: Sequence[str]) -> pd.DataFrame:
     """``sample_id`` plus one ``prob_<class>`` column per class: how labelwise writes
     out-of-fold, test and predicted probabilities."""
     frame = pd.DataFrame(probs, columns=prob_columns(classes))

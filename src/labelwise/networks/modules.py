@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -56,9 +58,9 @@ class SmallResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         for m in self.modules():
             if isinstance(m, Residual):
-                nn.init.zeros_(m.body[-1][-2].weight)
-        nn.init.normal_(self.head[-1].weight, std=0.01)
-        nn.init.zeros_(self.head[-1].bias)
+                nn.init.zeros_(cast(nn.BatchNorm2d, cast(nn.Sequential, m.body[-1])[-2]).weight)
+        nn.init.normal_(cast(nn.Linear, self.head[-1]).weight, std=0.01)
+        nn.init.zeros_(cast(nn.Linear, self.head[-1]).bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -10,15 +10,13 @@ from .detectors import (
     neighbor_probs,
     register_detector,
 )
-from .issues import (
-    find_issues,
-    label_issues,
-    out_of_fold_head_probs,
-    read_probabilities,
-)
+from .issues import find_issues
+from .probabilities import out_of_fold_head_probs, read_probabilities
+from .verdict import Evidence, label_issues, weigh_evidence
 
 __all__ = [
     "Detection",
+    "Evidence",
     "clean",
     "clean_labels",
     "find_issues",
@@ -29,4 +27,5 @@ __all__ = [
     "out_of_fold_head_probs",
     "read_probabilities",
     "register_detector",
+    "weigh_evidence",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._registry import Registry, kind
 from ..errors import LabelwiseError
+from .calibration import calibrate
 
 log = logging.getLogger("labelwise")
 
@@ -29,6 +30,7 @@ class Detection:
     quality: np.ndarray
     suggested: np.ndarray
     probs: np.ndarray | None = None  # the class probabilities the verdict came from
+    sources: tuple[np.ndarray, ...] = ()  # the probability sources behind ``probs``, if several
 
 
 Detector = Callable[..., Detection]
@@ -233,20 +235,21 @@ def detect_ensemble(
     n_classes: int | None = None,
     filter_by: str = DEFAULT_FILTER,
     held_out: np.ndarray | None = None,
+    extra_sources: Sequence[np.ndarray] = (),
     **_: Any,
 ) -> Detection:
-    """Confident learning on the mean of every probability source at hand: the model's
-    out-of-fold probabilities and the neighbour votes. The two err on different samples,
-    so their mean ranks wrong labels better than either."""
-    sources = []
-    if pred_probs is not None:
-        sources.append(pred_probs)
+    """Confident learning on the mean of every probability source at hand, each calibrated first.
+
+    The sources: the model's out-of-fold probabilities, the neighbour votes and any
+    ``extra_sources`` (a pretrained backbone's). They err on different samples, so their mean
+    ranks wrong labels better than any one."""
+    sources = [] if pred_probs is None else [pred_probs]
     if embeddings is not None:
-        sources.append(
-            neighbor_probs(
-                embeddings, labels, n_classes or pred_probs.shape[1], k=k or auto_neighbors(labels), held_out=held_out
-            )
-        )
+        n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
+        sources.append(neighbor_probs(embeddings, labels, n_classes, k=k or auto_neighbors(labels), held_out=held_out))
+    sources.extend(extra_sources)
     if not sources:
         raise LabelwiseError("the ensemble detector needs probabilities, embeddings or both")
-    return detect_cleanlab(labels, pred_probs=np.mean(sources, axis=0), filter_by=filter_by)
+    mean = np.mean([calibrate(np.asarray(source, float), labels)[0] for source in sources], axis=0)
+    found = detect_cleanlab(labels, pred_probs=mean, filter_by=filter_by)
+    return Detection(found.is_issue, found.quality, found.suggested, found.probs, tuple(sources))

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._io import write_npy, write_table
 from .._run import recorded
 from ..data import Dataset
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..formats import TrainRun
-from ..formats.probabilities import checked_probabilities, read_probability_table
-from .detectors import DEFAULT_FILTER, get_detector, list_detectors
+from .detectors import DEFAULT_FILTER
+from .issues_report import write_issues
+from .probabilities import (
+    model_folder,
+    network_features,
+    out_of_fold_head_probs,
+    read_probabilities,
+    warn_if_in_sample,
+)
+from .verdict import MIN_ACCURACY, MIN_DOUBT, SURE_DOUBT, Evidence, label_issues
 
 log = logging.getLogger("labelwise")
 
@@ -38,90 +44,19 @@ SOURCES = ("auto", *ISSUES_EPOCHS)
 DYNAMICS_FROM = 10_000
 
 
-def label_issues(
-    labels: np.ndarray,
-    *,
-    pred_probs: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None,
-    method: str = "neighbors",
-    k: int | None = None,
-    filter_by: str = DEFAULT_FILTER,
-    n_classes: int | None = None,
-    held_out: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Array-level detection: one row per sample (positionally aligned with ``labels``).
-
-    Columns: ``suggested`` (class index), ``label_quality`` (0–1, low = probably wrong),
-    ``is_issue`` (the ``method``'s verdict) and ``vote_<detector>`` for every detector that
-    the given inputs allow (``cleanlab`` needs ``pred_probs``, ``neighbors`` ``embeddings``).
-    ``embeddings`` may be several spaces of the same samples, ``held_out`` saying which
-    were learned without each sample's label (see :func:`~labelwise.noise.neighbor_probs`).
-
-    >>> rng = np.random.default_rng(0)
-    >>> X = np.r_[rng.normal(0, .1, (20, 2)) + [1, 0], rng.normal(0, .1, (20, 2)) + [0, 1]]
-    >>> y = np.r_[np.zeros(20, int), np.ones(20, int)]; y[3] = 1
-    >>> np.flatnonzero(label_issues(y, embeddings=X, method="neighbors")["is_issue"]).tolist()
-    [3]
-    """
-    labels = np.asarray(labels)
-    n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
-    options = dict(
-        pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by, held_out=held_out
-    )
-    usable = [name for name in list_detectors() if _usable(name, pred_probs, embeddings)]
-    if method not in usable:
-        get_detector(method)  # an unknown name: a clear error
-        need = "out-of-fold probabilities" if method == "cleanlab" else "embeddings"
-        raise LabelwiseError(f"detector {method!r} needs {need}")
-    votes = {name: get_detector(name)(labels, **options) for name in usable}
-    chosen = votes[method]
-    frame = pd.DataFrame({"suggested": chosen.suggested, "label_quality": chosen.quality, "is_issue": chosen.is_issue})
-    for name, det in votes.items():
-        frame[f"vote_{name}"] = det.is_issue
-    return frame
-
-
-def _usable(name: str, pred_probs: Any, embeddings: Any) -> bool:
-    return {"cleanlab": pred_probs is not None, "neighbors": embeddings is not None}.get(
-        name, pred_probs is not None or embeddings is not None
-    )
-
-
-def out_of_fold_head_probs(
-    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, random_state: int = 0
-) -> np.ndarray:
-    """Out-of-fold probabilities of a logistic regression on standardised ``embeddings``:
-    the fast probability source when no ``train`` run is given."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probs = np.zeros((len(labels), n_classes))
-    counts = np.bincount(labels, minlength=n_classes)
-    folds = max(2, min(folds, int(counts[counts > 0].min())))
-    with warnings.catch_warnings():  # classes smaller than the folds: issues.py warns about them by name
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(embeddings, labels))
-    for train_idx, test_idx in splits:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1))
-        model.fit(embeddings[train_idx], labels[train_idx])
-        probs[np.ix_(test_idx, model[-1].classes_)] = model.predict_proba(embeddings[test_idx])
-    return probs
-
-
 @dataclass
 class IssuesResult:
     table: pd.DataFrame  # label_issues.csv
     noise_rates: pd.DataFrame
     method: str
+    verdict: dict[str, Any] = field(default_factory=dict)  # how sure: see _verdict
 
     @property
     def n_issues(self) -> int:
         return int(self.table["is_issue"].sum())
 
     def summary(self) -> dict[str, Any]:
-        return {"n_labeled": len(self.table), "n_issues": self.n_issues, "method": self.method}
+        return {"n_labeled": len(self.table), "n_issues": self.n_issues, "method": self.method, **self.verdict}
 
 
 @recorded("issues", inputs=dataset_inputs(files=("probs", "weights")))
@@ -139,6 +74,8 @@ def find_issues(
     weights: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     method: str = "ensemble",
+    pretrained: bool | None = None,
+    min_doubt: float = MIN_DOUBT,
     k: int | None = None,
     filter_by: str = DEFAULT_FILTER,
     folds: int = 5,
@@ -165,8 +102,17 @@ def find_issues(
     ``neighbors`` votes. ``method``: ``ensemble`` (default, best on
     bench/noise.py), ``cleanlab`` or ``neighbors`` (training-free).
 
+    For colour photos the ``ensemble`` also weighs ImageNet features (``efficientnet_lite0``,
+    ``labelwise[pretrained]``): a logistic regression's out-of-fold probabilities and neighbour
+    votes on them; ``pretrained=False`` leaves them out, ``True`` insists on them. The verdict
+    knows how sure it is (:mod:`labelwise.noise.verdict`): every label gets a ``doubt`` (its
+    chance of being wrong once the evidence's own error is accounted for); a candidate is
+    flagged only when its doubt reaches ``min_doubt``, and when the evidence is too weak to
+    judge labels at all (estimated accuracy below 50%) only labels it is sure of are flagged,
+    with a warning saying what would help.
+
     Writes ``label_issues.csv`` (``sample_id, path, given_label, suggested_label,
-    label_quality, is_issue, vote_<detector>``), ``noise_rates.csv``, ``top_issues.png`` and
+    label_quality, doubt, is_issue, vote_<detector>``), ``noise_rates.csv``, ``top_issues.png`` and
     ``report.md`` to ``out``.
     """
     from ..features import embed
@@ -217,12 +163,12 @@ def find_issues(
     if probs is not None:
         pred_probs = read_probabilities(probs, labeled["sample_id"], ds.classes)
         if not trained_dynamics:
-            _warn_if_in_sample(pred_probs, y)
+            warn_if_in_sample(pred_probs, y)
     embeddings: Any = None
     held_out = None
-    networks = _model_folder(probs)
+    networks = model_folder(probs)
     if (method != "cleanlab" or pred_probs is None) and backbone is None and networks is not None:
-        embeddings, held_out = _network_features(networks, labeled, n_jobs)
+        embeddings, held_out = network_features(networks, labeled, n_jobs)
     elif method != "cleanlab" or pred_probs is None:
         embeddings = embed(
             Dataset(labeled, ds.classes, source=ds.source),
@@ -234,6 +180,11 @@ def find_issues(
         )
     if pred_probs is None and method != "neighbors":
         pred_probs = out_of_fold_head_probs(embeddings, y, len(ds.classes), folds=folds, random_state=random_state)
+    extra: list[np.ndarray] = []
+    if method == "ensemble" and backbone is None and pretrained is not False:
+        extra = _pretrained_sources(
+            labeled, ds, y, folds=folds, cache_dir=cache_dir, random_state=random_state, required=pretrained is True
+        )
     found = label_issues(
         y,
         pred_probs=pred_probs,
@@ -243,7 +194,10 @@ def find_issues(
         filter_by=filter_by,
         n_classes=len(ds.classes),
         held_out=held_out,
+        extra_sources=extra,
+        min_doubt=min_doubt,
     )
+    evidence = found.attrs.get("evidence")
     classes = np.asarray(ds.classes, dtype=object)
     table = pd.DataFrame(
         {
@@ -252,6 +206,7 @@ def find_issues(
             "given_label": labeled["label"],
             "suggested_label": classes[found["suggested"].to_numpy()],
             "label_quality": found["label_quality"].round(6),
+            "doubt": found["doubt"].round(6),
             "is_issue": found["is_issue"],
         }
     )
@@ -269,10 +224,88 @@ def find_issues(
         .reset_index()
     )
     rates["estimated_noise_rate"] = (rates["n_issues"] / rates["n"]).round(4)
-    result = IssuesResult(table, rates, method)
+    result = IssuesResult(table, rates, method, _verdict(evidence, table, extra))
     if out is not None:
-        _write(Path(out), result, ds, pred_probs, labeled, top=top, html=html)
+        write_issues(Path(out), result, pred_probs, top=top, html=html)
     return result
+
+
+def _pretrained_sources(
+    labeled: pd.DataFrame,
+    ds: Dataset,
+    y: np.ndarray,
+    *,
+    folds: int,
+    cache_dir: Any,
+    random_state: int,
+    required: bool,
+) -> list[np.ndarray]:
+    """Evidence from ImageNet features for colour photos: a logistic regression's out-of-fold
+    probabilities and the neighbour votes in that space (none for grayscale images, or
+    without the weights unless ``required``)."""
+    from ..data.pixels import infer_channels
+    from ..features import auto_backbone, embed, pretrained_available
+    from ..features.choice import PHOTO_BACKBONE
+    from .detectors import auto_neighbors, neighbor_probs
+
+    if not required and (infer_channels(labeled) != 3 or not pretrained_available()):
+        if infer_channels(labeled) == 3:
+            log.warning(
+                "issues: colour photos without pretrained features: the verdict rests on a network trained "
+                "on these labels alone (pip install 'labelwise[pretrained]' adds ImageNet evidence)"
+            )
+        return []
+    backbone, size = auto_backbone(labeled, purpose="issues: pretrained evidence")
+    if backbone != PHOTO_BACKBONE:
+        return []
+    features = embed(
+        Dataset(labeled, ds.classes, source=ds.source),
+        backbone=backbone,
+        size=size,
+        cache_dir=cache_dir,
+        random_state=random_state,
+    )
+    k = len(ds.classes)
+    return [
+        out_of_fold_head_probs(features, y, k, folds=folds, random_state=random_state),
+        neighbor_probs(features, y, k, k=auto_neighbors(y)),
+    ]
+
+
+def _verdict(evidence: Evidence | None, table: pd.DataFrame, extra: list[np.ndarray]) -> dict[str, Any]:
+    """How sure the verdict is, for run.json and the report; warns when the evidence is too weak."""
+    if evidence is None:
+        return {}
+    n = len(table)
+    flagged = int(table["is_issue"].sum())
+    verdict = {
+        "estimated_accuracy": round(evidence.accuracy, 4),
+        "estimated_noise_rate": round(evidence.noise_rate, 4),
+        "expected_wrong_labels": round(evidence.expected_errors, 1),
+        "judgeable": evidence.judgeable,
+        "pretrained_evidence": bool(extra),
+    }
+    if not evidence.judgeable:
+        log.warning(
+            "issues: the evidence is too weak to judge labels: its estimated accuracy is %.0f%% (below %.0f%%), so "
+            "only the %d label(s) it is sure of (doubt >= %.2f) are flagged; label_quality still ranks every label. "
+            "What would help: %s",
+            100 * evidence.accuracy,
+            100 * MIN_ACCURACY,
+            flagged,
+            SURE_DOUBT,
+            "more labeled images"
+            if extra
+            else "a pretrained backbone (pip install 'labelwise[pretrained]') or more labeled images",
+        )
+    elif flagged > 2 * max(evidence.expected_errors, 1.0) + 10:
+        log.warning(
+            "issues: %d flagged where the evidence expects about %.0f wrong labels of %d: read the flags as candidates",
+            flagged,
+            evidence.expected_errors,
+            n,
+        )
+    return verdict
 
 
 def _check_judgeable(counts: np.ndarray, classes: list[str], source: str) -> None:
@@ -289,26 +322,6 @@ def _check_judgeable(counts: np.ndarray, classes: list[str], source: str) -> Non
         )
 
 
-def _model_folder(probs: Any) -> Path | None:
-    """The ``train`` folder behind ``probs`` (a folder, or a file in one), if it holds models."""
-    if probs is None or isinstance(probs, pd.DataFrame):
-        return None
-    folder = Path(probs) if Path(probs).is_dir() else Path(probs).parent
-    return folder if TrainRun.holds_models(folder) else None
-
-
-def _network_features(folder: Path, labeled: pd.DataFrame, n_jobs: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The embedding each model trained in ``folder`` learned (one per fold model) for the
-    labeled images, and which of them each model held out. Neighbour votes in the spaces
-    that held a sample out beat votes on pixels: MNIST-5k, 20% uniform noise, F1 0.966 vs
-    0.855 (z-scored pixels) alone, 0.967 vs 0.946 in the ensemble (bench/noise.py)."""
-    from ..train.prediction import Ensemble
-
-    ensemble = Ensemble.load(folder)
-    X = ensemble.inputs(labeled, n_jobs=n_jobs)
-    return [member.transform(X) for member in ensemble.members], ~ensemble.trained_on(labeled["sample_id"])
-
-
 def _trains(model: str | None) -> bool:
     """Whether ``model`` means training a network (else: the logistic-regression head)."""
     if model in (None, "head"):
@@ -322,103 +335,3 @@ def _trains(model: str | None) -> bool:
         )
         return False
     return True
-
-
-def read_probabilities(probs: Any, sample_ids: pd.Series, classes: list[str]) -> np.ndarray:
-    """Probabilities aligned with ``sample_ids``, checked against ``classes``; ``probs`` may
-    be a ``train`` folder (its out-of-fold and held-out test files), a file or a DataFrame."""
-    if isinstance(probs, pd.DataFrame):
-        where, frame = "probabilities", probs
-    elif Path(probs).is_dir():
-        # A train folder: out-of-fold rows plus its held-out split, which no fold model saw either.
-        run = TrainRun(probs)
-        held = run.held_out or run.path(TrainRun.OOF)
-        files = [held] + ([run.test] if run.test else [])
-        run.check(*(f.name for f in files))
-        where = " + ".join(map(str, files))
-        frame = pd.concat([read_probability_table(f) for f in files], ignore_index=True)
-    else:
-        if TrainRun.holds_models(Path(probs).parent):
-            TrainRun(Path(probs).parent).check(Path(probs).name)
-        where, frame = str(probs), read_probability_table(probs)
-    ids, p = checked_probabilities(frame, classes, where)
-    position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
-    wanted = sample_ids.astype(str)
-    missing = ~wanted.isin(position.index)
-    if missing.any():
-        raise LabelwiseError(
-            f"{where}: no probabilities for sample_id {wanted[missing].iloc[0]!r} ({int(missing.sum())} missing)"
-        )
-    p = p[position.loc[wanted].to_numpy()]
-    return p / p.sum(1, keepdims=True)
-
-
-def _warn_if_in_sample(probs: np.ndarray, y: np.ndarray) -> None:
-    accuracy = float((probs.argmax(1) == y).mean())
-    confidence = float(probs.max(1).mean())
-    if accuracy > 0.995 and confidence > 0.98:
-        log.warning(
-            "the probabilities agree with %.1f%% of the given labels at %.3f mean confidence: they look "
-            "in-sample (the model saw these labels). Use out-of-fold probabilities (train --folds K) "
-            "or wrong labels will be missed",
-            100 * accuracy,
-            confidence,
-        )
-
-
-def _write(
-    out: Path,
-    result: IssuesResult,
-    ds: Dataset,
-    probs: np.ndarray | None,
-    labeled: pd.DataFrame,
-    *,
-    top: int,
-    html: bool,
-) -> None:
-    from ..report import Report
-
-    write_table(out / "label_issues.csv", result.table)
-    write_table(out / "noise_rates.csv", result.noise_rates)
-    if probs is not None:
-        write_npy(out / "pred_probs.npy", probs.astype(np.float32))
-    worst = result.table[result.table["is_issue"]].head(top)
-    if len(worst):
-        _issue_grid(worst, out / "top_issues.png")
-    rep = Report("labelwise issues")
-    rep.paragraph(
-        f"{result.n_issues} of {len(result.table)} labeled images ({result.n_issues / max(len(result.table), 1):.1%}) "
-        f"have a probably wrong label (detector `{result.method}`)."
-    )
-    rep.heading("Estimated noise rate per class")
-    rep.table(result.noise_rates)
-    if len(worst):
-        rep.image(out / "top_issues.png", "top issues: given → suggested")
-        rep.heading("Worst issues")
-        rep.table(
-            worst[["sample_id", "given_label", "suggested_label", "label_quality"]],
-            max_rows=top,
-            note_file="label_issues.csv",
-        )
-    rep.write(out / "report.md", html=html)
-
-
-def _issue_grid(rows: pd.DataFrame, path: Path) -> None:
-    from .._io import save_figure
-    from ..data import open_image
-    from ..report import new_figure
-
-    cols = min(8, len(rows))
-    nrows = -(-len(rows) // cols)
-    fig = new_figure(1.4 * cols, 1.6 * nrows)
-    for i, (_, row) in enumerate(rows.iterrows()):
-        ax = fig.add_subplot(nrows, cols, i + 1)
-        try:
-            image = open_image(row["path"], mode=None)
-            image.thumbnail((96, 96))
-            ax.imshow(np.asarray(image), cmap="gray" if image.mode in {"L", "1"} else None)
-        except (OSError, ValueError):
-            pass
-        ax.set_title(f"{row['given_label']} → {row['suggested_label']}", fontsize=7, color="#b00")
-        ax.axis("off")
-    save_figure(fig, path, dpi=100)

@@ -51,6 +51,10 @@ class Ensemble(BaseEstimator):
     check_ : the fitted ``KnnKMeans`` (or None).
     """
 
+    confidence_: np.ndarray
+    problematic_: np.ndarray
+    why_: np.ndarray
+
     def __init__(
         self,
         *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ def plot_map(
     from matplotlib.lines import Line2D
 
     labels = pd.Series(list(labels), dtype=object)
-    source = np.asarray(source, dtype=object)
+    kinds = np.asarray(source, dtype=object)
     colours = _palette(len(classes))
     index = {c: i for i, c in enumerate(classes)}
     colour = np.array(
@@ -58,14 +59,14 @@ def plot_map(
     )
     fig = new_figure(8.5, 7)
     ax = fig.add_subplot()
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "pseudo": dict(marker="o", s=12, alpha=0.8, linewidths=0),
         "uncertain": dict(marker="o", s=10, alpha=0.5, facecolors="none"),
         "problematic": dict(marker="x", s=22, alpha=0.9, linewidths=1.0),
         "given": dict(marker="o", s=40, alpha=1.0, edgecolors="black", linewidths=0.7),
     }
     for name, style in styles.items():
-        rows = source == name
+        rows = kinds == name
         if rows.any():
             extra = {"edgecolors": colour[rows]} if name == "uncertain" else {"c": colour[rows]}
             ax.scatter(xy[rows, 0], xy[rows, 1], label=f"{name} ({int(rows.sum())})", **style, **extra)

@@ -94,7 +94,7 @@ def pseudo_label(
     elif budget is not None and budget > unlabeled.sum():
         log.warning("the budget (%d) is larger than the pool of %d unlabeled image(s)", budget, int(unlabeled.sum()))
     names = [method] + ([m for m in list_methods() if m != method] if votes else [])
-    fitted = {}
+    fitted: dict[str, Any] = {}
     for name in names:
         estimator = get_method(name, **options.get(name, {}))
         params = estimator.get_params()

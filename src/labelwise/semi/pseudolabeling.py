@@ -17,7 +17,7 @@ from .._run import recorded
 from ..data import Dataset
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
-from ..features import default_backbone
+from ..features import auto_backbone
 from .accuracy import NOT_PROBLEMATIC, coverage_table, cross_validate_seeds
 from .ensemble import DEFAULT_METHOD
 from .pseudo import PseudoLabels, pseudo_label
@@ -78,7 +78,8 @@ def pseudolabel(
 ) -> PseudolabelResult:
     """Pseudo-label the unlabeled images of ``data`` from its labeled ones.
 
-    Images are embedded by ``backbone`` (default :func:`labelwise.features.default_backbone`; cached, see
+    Images are embedded by ``backbone`` (default :func:`labelwise.features.auto_backbone`: ImageNet
+    features for colour photos, ``simclr`` for grayscale images; cached, see
     :func:`labelwise.embed`) or ``embeddings`` are given (rows in table order); ``method``
     (:func:`labelwise.semi.list_methods`, default ``ensemble``) labels the pool. Rows of the
     ``hold_out`` split are neither seeds nor pool: they stay as they are, so a model
@@ -138,7 +139,9 @@ def pseudolabel(
             "them" if len(unseeded) > 1 else "it",
         )
 
-    backbone = backbone or (None if embeddings is not None else default_backbone())
+    if backbone is None and embeddings is None:
+        backbone, auto_size = auto_backbone(table, purpose="pseudolabel")
+        size = size or auto_size
     X = _embeddings(
         Dataset(table, ds.classes, ds.problems, ds.source),
         embeddings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
@@ -65,7 +67,11 @@ class Spreading(BaseEstimator):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Spreading:
         X, y, k = check_inputs(X, y, self.n_classes)
-        sizes = (self.n_neighbors,) if np.isscalar(self.n_neighbors) else tuple(self.n_neighbors)
+        sizes: tuple[int, ...] = (
+            (cast(int, self.n_neighbors),)
+            if np.isscalar(self.n_neighbors)
+            else tuple(cast("tuple[int, ...]", self.n_neighbors))
+        )
         probs = np.zeros((len(X), k))
         reached = np.zeros(len(X), bool)
         for size in sizes:

@@ -8,6 +8,7 @@ and data it was made with, so that ``resume`` continues only the run it belongs 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class TrainState:
 class Checkpoint:
     """The checkpoint file of one fit: ``save`` after every epoch, ``load`` to resume."""
 
-    def __init__(self, path: str | Path, fingerprint: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike[str], fingerprint: dict[str, Any]) -> None:
         self.path = Path(path)
         self.fingerprint = fingerprint
 

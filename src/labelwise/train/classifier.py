@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -162,7 +162,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         x = self._as_input(X, fitting=True)
         has_valid = X_valid is not None and y_valid is not None and len(y_valid) > 0
-        xv = self._as_input(X_valid) if has_valid else None
+        xv = self._as_input(cast(np.ndarray, X_valid)) if has_valid else None
         yv = _labels(y_valid, "y_valid") if has_valid else None
         if self.patience is not None and not has_valid:
             log.warning("patience=%s ignored: early stopping needs validation data", self.patience)
@@ -178,7 +178,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         early = self.patience is not None and has_valid
         dynamics: list[np.ndarray] = []
         for epoch in range(state.epoch + 1, self.epochs + 1):
-            if early and state.bad_epochs >= self.patience:
+            if early and state.bad_epochs >= cast(int, self.patience):
                 break
             t0 = time.perf_counter()
             train_loss, probs = train_epoch(self, fitting, x, y_t, epoch, track_probs=track_train_probs)
@@ -186,6 +186,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 dynamics.append(probs)
             row: dict[str, Any] = {"epoch": epoch, "lr": fitting.opt.param_groups[0]["lr"], "train_loss": train_loss}
             if has_valid:
+                assert xv is not None and yv is not None  # has_valid made them
                 validate(self, xv, yv, row, state)
             else:
                 state.best_epoch = epoch
@@ -199,7 +200,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 on_epoch(row)
             if ckpt is not None:
                 ckpt.save(self.module_, state, fitting.opt, fitting.sched, fitting.scaler)
-        self.stopped_early_ = bool(early and state.bad_epochs >= self.patience)
+        self.stopped_early_ = bool(early and state.bad_epochs >= cast(int, self.patience))
         if self.patience is not None and state.best_state is not None:
             self.module_.load_state_dict(state.best_state)
         else:  # no early stopping: the model is the last epoch's
@@ -282,12 +283,12 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, len(x), size):
                 xb = self._prepare(x[start : start + size], None, None)
                 views = tta_views(xb, flip=self.flip) if tta and self.spec_.input == "pixels" else [xb]
-                p = 0
+                p: torch.Tensor | int = 0
                 for v in views:
                     with torch.autocast(self.device_.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         logits = self.module_(v)
                     p = p + torch.softmax(logits.float(), 1)
-                out.append((p / len(views)).cpu())
+                out.append(cast(torch.Tensor, p / len(views)).cpu())
         if not out:
             return torch.zeros((0, self.n_classes_))
         return torch.cat(out)
@@ -369,7 +370,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
                 raise LabelwiseError(f"model {self.model} takes vectors (n, d); got an array of shape {X.shape}")
             t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
             if fitting:
-                self.input_shape_ = (X.shape[1],)
+                self.input_shape_: tuple[int, ...] = (X.shape[1],)
                 self.mean_ = X.mean(0).astype(np.float32)
                 self.std_ = np.maximum(X.std(0), 1e-6).astype(np.float32)
             elif X.shape[1:] != tuple(self.input_shape_):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -85,7 +86,7 @@ class Answers:
 class _Collector:
     """Rows and counts gathered while reading; :func:`_finish` turns them into :class:`Answers`."""
 
-    rows: list[dict[str, str]] = field(default_factory=list)
+    rows: list[dict[str, str | bool]] = field(default_factory=list)
     gold: dict[str, tuple[str, str]] = field(default_factory=dict)
     unlabeled: dict[tuple[str, str], str] = field(default_factory=dict)  # (task, scope) → image
     dropped: Counter[str] = field(default_factory=Counter)
@@ -151,8 +152,12 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
 
 
 def _finish(
-    col: _Collector, index: _ImageIndex | None, classes: list[str] | None, where: str, keep: set[str] = frozenset()
-) -> Answers:  # type: ignore[assignment]
+    col: _Collector,
+    index: _ImageIndex | None,
+    classes: list[str] | None,
+    where: str,
+    keep: AbstractSet[str] = frozenset(),
+) -> Answers:
     table = pd.DataFrame(col.rows, columns=["task", "worker", "label", "source", "image", "scope", "explicit"])
     unmatched = pd.DataFrame(columns=["worker", "image", "reason", "source"])
     paths: dict[str, str] = {}

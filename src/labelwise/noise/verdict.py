@@ -1,0 +1,199 @@
+"""How sure a label verdict is: calibrated evidence, each label's chance of being wrong, and
+when the evidence is too weak to judge.
+
+A model that is wrong on 30% of correct labels disagrees with 30% of them; counting its
+disagreements as label errors cries wolf. Here every probability source is first calibrated
+(one temperature, fitted to the given labels), the sources are averaged, and a two-part
+model of the given labels is fitted: a label is the true class with probability ``1 - rho``,
+else any other class, and the true class follows the calibrated evidence. The model's own
+error is then explained by the evidence's spread, and only what it cannot explain raises the
+noise rate ``rho``. Each label's ``doubt`` is the chance, under that fit, that it is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import LabelwiseError
+from .calibration import calibrate, log_probs, softmax
+from .detectors import DEFAULT_FILTER, detect_cleanlab, get_detector, list_detectors
+
+#: The evidence judges labels only where its estimated accuracy (the mean calibrated
+#: probability of its best class) reaches this; below it only labels whose doubt reaches
+#: :data:`SURE_DOUBT` are flagged, with a warning.
+MIN_ACCURACY = 0.5
+#: A candidate label is flagged when its doubt reaches this: the evidence must make a label's
+#: error a real possibility, not merely rank it low.
+MIN_DOUBT = 0.02
+#: The doubt a label needs when the evidence is too weak to judge labels in general.
+SURE_DOUBT = 0.5
+#: The noise rates the fit tries; no dataset is assumed cleaner than :data:`MIN_NOISE`.
+NOISE_GRID = np.r_[0.0, 0.0025, 0.005, np.arange(0.01, 0.2, 0.01), np.arange(0.2, 0.61, 0.025)]
+MIN_NOISE = 0.005
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The calibrated class probabilities and what the noise-aware fit says about the labels."""
+
+    probs: np.ndarray  # (n, K) calibrated probabilities of the true class
+    doubt: np.ndarray  # (n,) probability that each given label is wrong
+    noise_rate: float  # the fitted share of wrong labels
+    accuracy: float  # the evidence's estimated accuracy on the true classes
+    temperatures: tuple[float, ...]  # one per source, then the combination's
+    weights: tuple[float, ...] = ()  # each source's share of the combination
+
+    @property
+    def judgeable(self) -> bool:
+        """Whether the evidence is good enough to judge labels in general."""
+        return self.accuracy >= MIN_ACCURACY
+
+    @property
+    def expected_errors(self) -> float:
+        """How many given labels the fit expects to be wrong (the sum of the doubts)."""
+        return float(self.doubt.sum())
+
+
+def _fit_noise(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``(T, rho)`` maximising the likelihood of the given labels when each is the true class
+    (distributed as ``softmax(log(probs) / T)``) with probability ``1 - rho``, else one of the
+    other classes at random; ``rho`` on a grid of :data:`NOISE_GRID`, never below
+    :data:`MIN_NOISE`."""
+    from scipy.optimize import minimize_scalar
+
+    logp = log_probs(probs)
+    rows = np.arange(len(labels))
+    k = probs.shape[1]
+
+    def nll(log_t: float, rho: float) -> float:
+        q = softmax(logp / np.exp(log_t))[rows, labels]
+        return float(-np.log((1 - rho) * q + rho * (1 - q) / (k - 1) + 1e-300).mean())
+
+    fits = []
+    for rho in NOISE_GRID:
+        found = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", args=(rho,), options={"xatol": 1e-3})
+        fits.append((float(found.fun), float(np.exp(found.x)), float(rho)))
+    _, t, rho = min(fits)
+    return t, max(rho, MIN_NOISE)
+
+
+def source_weights(calibrated: Sequence[np.ndarray], labels: np.ndarray, *, iterations: int = 50) -> np.ndarray:
+    """The mixture weights of the calibrated sources that make the given labels most likely
+    (EM for a linear opinion pool): a source much weaker than the others, such as a network
+    trained from scratch on a few thousand photos, gets little say instead of diluting them."""
+    rows = np.arange(len(labels))
+    given = np.stack([np.clip(c[rows, labels], 1e-6, 1.0) for c in calibrated], 1)  # (n, sources)
+    weights = np.full(given.shape[1], 1.0 / given.shape[1])
+    for _ in range(iterations):
+        share = given * weights
+        share /= share.sum(1, keepdims=True)
+        weights = share.mean(0)
+    return weights
+
+
+def weigh_evidence(sources: Sequence[np.ndarray], labels: np.ndarray) -> Evidence:
+    """Calibrate each probability source on ``labels``, average them with
+    :func:`source_weights`, and fit the noise-aware model of the labels to the average (see the
+    module's docstring)."""
+    labels = np.asarray(labels)
+    if not sources:
+        raise ValueError("no probability sources")
+    calibrated, temps = [], []
+    for source in sources:
+        probs, t = calibrate(np.asarray(source, float), labels)
+        calibrated.append(probs)
+        temps.append(t)
+    weights = source_weights(calibrated, labels)
+    mean = np.tensordot(weights, np.stack(calibrated), axes=1)
+    t, rho = _fit_noise(mean, labels)
+    probs = softmax(log_probs(mean) / t)
+    k = probs.shape[1]
+    q = probs[np.arange(len(labels)), labels]
+    wrong = rho * (1 - q) / (k - 1)
+    doubt = wrong / np.maximum((1 - rho) * q + wrong, 1e-300)
+    return Evidence(probs, doubt, rho, float(probs.max(1).mean()), (*temps, t), tuple(float(w) for w in weights))
+
+
+def judge(
+    labels: np.ndarray, sources: Sequence[np.ndarray], *, filter_by: str, min_doubt: float = MIN_DOUBT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Evidence]:
+    """The verdict on ``labels`` from probability ``sources``: ``(is_issue, quality, suggested,
+    evidence)``. Candidates are confident learning's on the calibrated evidence; of those, only
+    labels whose doubt reaches ``min_doubt`` are issues, or :data:`SURE_DOUBT` where the
+    evidence is too weak to judge labels in general. ``quality`` ranks every label as before."""
+    evidence = weigh_evidence(sources, labels)
+    found = detect_cleanlab(labels, pred_probs=evidence.probs, filter_by=filter_by)
+    threshold = min_doubt if evidence.judgeable else max(min_doubt, SURE_DOUBT)
+    return found.is_issue & (evidence.doubt >= threshold), found.quality, found.suggested, evidence
+
+
+def label_issues(
+    labels: np.ndarray,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    method: str = "neighbors",
+    k: int | None = None,
+    filter_by: str = DEFAULT_FILTER,
+    n_classes: int | None = None,
+    held_out: np.ndarray | None = None,
+    extra_sources: Sequence[np.ndarray] = (),
+    min_doubt: float = MIN_DOUBT,
+) -> pd.DataFrame:
+    """Array-level detection: one row per sample (positionally aligned with ``labels``).
+
+    Columns: ``suggested`` (class index), ``label_quality`` (0–1, low = probably wrong),
+    ``doubt`` (the chance that the label is wrong, see :mod:`labelwise.noise.verdict`),
+    ``is_issue`` (the ``method``'s verdict, holding back what the evidence cannot support) and
+    ``vote_<detector>`` (each detector's plain confident-learning vote) for every detector that
+    the given inputs allow (``cleanlab`` needs ``pred_probs``, ``neighbors`` ``embeddings``).
+    ``embeddings`` may be several spaces of the same samples, ``held_out`` saying which
+    were learned without each sample's label (see :func:`~labelwise.noise.neighbor_probs`);
+    ``extra_sources`` are more probability arrays for the ``ensemble``. The verdict's evidence
+    is in ``frame.attrs["evidence"]``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, .1, (20, 2)) + [1, 0], rng.normal(0, .1, (20, 2)) + [0, 1]]
+    >>> y = np.r_[np.zeros(20, int), np.ones(20, int)]; y[3] = 1
+    >>> np.flatnonzero(label_issues(y, embeddings=X, method="neighbors")["is_issue"]).tolist()
+    [3]
+    """
+    labels = np.asarray(labels)
+    n_classes = n_classes or (pred_probs.shape[1] if pred_probs is not None else int(labels.max()) + 1)
+    options = dict(
+        pred_probs=pred_probs, embeddings=embeddings, k=k, n_classes=n_classes, filter_by=filter_by, held_out=held_out
+    )
+    usable = [name for name in list_detectors() if _usable(name, pred_probs, embeddings)]
+    if method not in usable:
+        get_detector(method)  # an unknown name: a clear error
+        need = "out-of-fold probabilities" if method == "cleanlab" else "embeddings"
+        raise LabelwiseError(f"detector {method!r} needs {need}")
+    votes = {
+        name: get_detector(name)(labels, **options, **({"extra_sources": extra_sources} if name == method else {}))
+        for name in usable
+    }
+    chosen = votes[method]
+    sources = chosen.sources or ((chosen.probs,) if chosen.probs is not None else ())
+    evidence = None
+    if sources:
+        is_issue, quality, suggested, evidence = judge(labels, sources, filter_by=filter_by, min_doubt=min_doubt)
+        doubt = evidence.doubt
+    else:  # a detector without probabilities: its own verdict
+        is_issue, quality, suggested = chosen.is_issue, chosen.quality, chosen.suggested
+        doubt = np.full(len(labels), np.nan)
+    frame = pd.DataFrame({"suggested": suggested, "label_quality": quality, "doubt": doubt, "is_issue": is_issue})
+    for name, det in votes.items():
+        frame[f"vote_{name}"] = det.is_issue
+    frame.attrs["evidence"] = evidence
+    return frame
+
+
+def _usable(name: str, pred_probs: Any, embeddings: Any) -> bool:
+    return {"cleanlab": pred_probs is not None, "neighbors": embeddings is not None}.get(
+        name, pred_probs is not None or embeddings is not None
+    )
