@@ -31,6 +31,7 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_simulate_two_rounds_then_plot_curves(tmp_path, digits_npz):
     full, _ = digits_npz
     out = tmp_path / "sim"

@@ -432,6 +432,15 @@ def test_a_lean_install_names_the_extra(tmp_path, image_folder):
     assert proc.returncode == 2, err
     lines = [line for line in (out + err).splitlines() if line.strip()]
     assert len(lines) == 1 and "pip install 'labelwise[torch]'" in lines[0] and "Traceback" not in err
+    # the paths that need no torch really work without it
+    for args in (
+        ("embed", image_folder, "--out", tmp_path / "e"),
+        ("issues", image_folder, "--model", "head", "--out", tmp_path / "i"),
+    ):
+        proc = _python(code, *args)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert (tmp_path / "e" / "embeddings.npy").is_file() and (tmp_path / "i" / "label_issues.csv").is_file()
 
 
 _SLOW_EMBED = """

@@ -129,8 +129,9 @@ def test_evidence_too_weak_to_judge_warns_and_flags_only_what_it_is_sure_of(tmp_
         write_png(tmp_path / "digits" / str(target[i]) / f"{i}.png", images[i])
     with BACKBONES.temporarily(lambda *, size=None, weights=None, random_state=0: _Brightness(8), name="brightness"):
         with caplog.at_level(logging.WARNING, logger="labelwise"):
-            result = find_issues(tmp_path / "digits", tmp_path / "issues", model="head", backbone="brightness",
-                                 html=False)
+            result = find_issues(
+                tmp_path / "digits", tmp_path / "issues", model="head", backbone="brightness", html=False
+            )
     assert "too weak to judge labels" in caplog.text and "what would help" in caplog.text.lower()
     assert not result.verdict["judgeable"] and result.verdict["estimated_accuracy"] < 0.5
     # plain confident learning would call a large share of these correct labels wrong

@@ -83,3 +83,24 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if all(k.startswith("module.") for k in obj):  # saved from DataParallel
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
+
+
+def load_checked_state(model: torch.nn.Module, state: dict[str, Any], *, path: Path, name: str) -> None:
+    """Load ``state`` into ``model`` only if every weight fits: one line listing the wrong
+    shapes, missing and unexpected keys otherwise (buffers that count batches may be absent)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    problems = [
+        f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
+        for what, keys in (("wrong shapes", wrong), ("missing keys", missing), ("unexpected keys", unexpected))
+        if keys
+    ]
+    if problems:
+        raise LabelwiseError(f"{path}: weights do not fit {name}: {'; '.join(problems)}. Is it a {name} checkpoint?")
+    model.load_state_dict(state, strict=False)

@@ -25,20 +25,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
 
-from .._torch import default_num_workers, read_state_dict, resolve_device, torch_hub_dir
+from .._torch import load_checked_state, read_state_dict, torch_hub_dir
 from ..errors import LabelwiseError, require
 from .backbones import Backbone, WeightsArg, register_backbone, register_backbone_prefix
-from .torchvision_backbones import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    _collate,
-    _Images,
-)
+from .torchvision_backbones import IMAGENET_MEAN, IMAGENET_STD, encode_images
 
 if TYPE_CHECKING:
     import torch
@@ -300,21 +295,7 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     heads = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
     head = tuple(f"{h}." for h in ((heads,) if isinstance(heads, str) else heads))
     state = {k: v for k, v in state.items() if k in own or not (head and k.startswith(head))}
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    problems = [
-        f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
-        for what, keys in (("wrong shapes", wrong), ("missing keys", missing), ("unexpected keys", unexpected))
-        if keys
-    ]
-    if problems:
-        raise LabelwiseError(f"{path}: weights do not fit {name}: {'; '.join(problems)}. Is it a {name} checkpoint?")
-    model.load_state_dict(state, strict=False)
+    load_checked_state(model, state, path=path, name=name)
 
 
 def map_by_order(
@@ -411,28 +392,17 @@ class TimmBackbone(Backbone):
     def encode(
         self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int | None = None, device: str = "auto"
     ) -> Iterator[np.ndarray]:
-        torch = require("torch", "pretrained", f"the {self.name} backbone")
-        from torch.utils.data import DataLoader
-
-        dev = resolve_device(device)
-        model = self.model.to(dev).to(memory_format=torch.channels_last)
-        shift = torch.tensor(self.inputs.mean, device=dev).mul(255).view(1, 3, 1, 1)
-        scale = torch.tensor(self.inputs.std, device=dev).mul(255).view(1, 3, 1, 1)
-        loader: DataLoader[tuple[np.ndarray, str]] = DataLoader(
-            cast(Any, _Images(paths, self.size)),
+        require("torch", "pretrained", f"the {self.name} backbone")
+        yield from encode_images(
+            self.model,
+            paths,
+            self.size,
+            self.inputs.mean,
+            self.inputs.std,
             batch_size=batch_size,
-            num_workers=default_num_workers(dev) if num_workers is None else num_workers,
-            collate_fn=_collate,
-            pin_memory=dev.type == "cuda",
+            num_workers=num_workers,
+            device=device,
         )
-        for pixels, errors in loader:
-            problem = next((e for e in errors if e), None)
-            if problem:
-                raise LabelwiseError(problem)
-            x = pixels.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()
-            with torch.inference_mode():
-                out = model(x.sub_(shift).div_(scale))
-            yield out.float().cpu().numpy()
 
 
 register_backbone(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .._torch import default_num_workers, read_state_dict, resolve_device, torch_hub_dir
+from .._torch import default_num_workers, load_checked_state, read_state_dict, resolve_device, torch_hub_dir
 from ..data.pixels import load_square
 from ..errors import LabelwiseError, installed, require
 from .backbones import Backbone, WeightsArg, register_backbone
@@ -80,29 +80,55 @@ class TorchvisionBackbone(Backbone):
     def encode(
         self, paths: Sequence[str], *, batch_size: int = 64, num_workers: int | None = None, device: str = "auto"
     ) -> Iterator[np.ndarray]:
-        torch = require("torch", "torch", f"the {self.name} backbone")
-        from torch.utils.data import DataLoader
-
-        dev = resolve_device(device)
-        model = self.model.to(dev).to(memory_format=torch.channels_last)
-        shift = torch.tensor(IMAGENET_MEAN, device=dev).mul(255).view(1, 3, 1, 1)
-        scale = torch.tensor(IMAGENET_STD, device=dev).mul(255).view(1, 3, 1, 1)
-        loader: DataLoader[tuple[np.ndarray, str]] = DataLoader(
-            cast(Any, _Images(paths, self.size)),  # map-style: __len__ + __getitem__ is all it needs
+        require("torch", "torch", f"the {self.name} backbone")
+        yield from encode_images(
+            self.model,
+            paths,
+            self.size,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
             batch_size=batch_size,
-            num_workers=default_num_workers(dev) if num_workers is None else num_workers,
-            collate_fn=_collate,
-            pin_memory=dev.type == "cuda",
+            num_workers=num_workers,
+            device=device,
         )
-        for pixels, errors in loader:
-            problem = next((e for e in errors if e), None)
-            if problem:
-                raise LabelwiseError(problem)
-            # NHWC uint8 → NCHW float whose strides are already channels_last: no copy.
-            x = pixels.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()
-            with torch.inference_mode():
-                out = model(x.sub_(shift).div_(scale))
-            yield out.float().cpu().numpy()
+
+
+def encode_images(
+    network: torch.nn.Module,
+    paths: Sequence[str],
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    batch_size: int,
+    num_workers: int | None,
+    device: str,
+) -> Iterator[np.ndarray]:
+    """``network``'s output for the images at ``paths``, a batch at a time: RGB squares of
+    ``size`` px scaled to [0, 1] and normalised by ``mean``/``std``; decoded by DataLoader workers."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    dev = resolve_device(device)
+    model = network.to(dev).to(memory_format=torch.channels_last)
+    shift = torch.tensor(mean, device=dev).mul(255).view(1, 3, 1, 1)
+    scale = torch.tensor(std, device=dev).mul(255).view(1, 3, 1, 1)
+    loader: DataLoader[tuple[np.ndarray, str]] = DataLoader(
+        cast(Any, _Images(paths, size)),  # map-style: __len__ + __getitem__ is all it needs
+        batch_size=batch_size,
+        num_workers=default_num_workers(dev) if num_workers is None else num_workers,
+        collate_fn=_collate,
+        pin_memory=dev.type == "cuda",
+    )
+    for pixels, errors in loader:
+        problem = next((e for e in errors if e), None)
+        if problem:
+            raise LabelwiseError(problem)
+        # NHWC uint8 → NCHW float whose strides are already channels_last: no copy.
+        x = pixels.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            out = model(x.sub_(shift).div_(scale))
+        yield out.float().cpu().numpy()
 
 
 class _Images:
@@ -181,22 +207,7 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load a state_dict into ``model`` (head removed); any classifier in the file is ignored."""
     head = ARCHITECTURES[name][0] + "."
     state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(head)}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    problems = [
-        f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})"
-        for what, keys in (("wrong shapes", wrong), ("missing keys", missing), ("unexpected keys", unexpected))
-        if keys
-    ]
-    if problems:
-        raise LabelwiseError(f"{path}: weights do not fit {name}: {'; '.join(problems)}. Is it a {name} checkpoint?")
-    model.load_state_dict(state, strict=False)
+    load_checked_state(model, state, path=path, name=name)
 
 
 for _name in ARCHITECTURES:
