@@ -69,6 +69,12 @@ def make_demo_images(folder: str | Path, *, missing: float = 0.2, flipped: float
     return truth
 
 
+#: How the demo trains, before and after cleaning: the same settings, so the two accuracies compare.
+DEMO_TRAINING: dict[str, Any] = dict(
+    model="cnn", folds=5, epochs=10, flip=False, hold_out="valid", weight_col="confidence"
+)
+
+
 @recorded("demo")
 def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """Make the demo data in ``out/images`` and run every step on it.
@@ -137,17 +143,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
 
     t = time.time()
     # Given + pseudo labels, each pseudo label's loss weighted by its confidence.
-    trained = train(
-        pseudo.dataset,
-        out / "train",
-        model="cnn",
-        folds=5,
-        epochs=10,
-        flip=False,
-        hold_out="valid",
-        weight_col="confidence",
-        random_state=seed,
-    )
+    trained = train(pseudo.dataset, out / "train", **DEMO_TRAINING, random_state=seed)
     timings["train"] = time.time() - t
     outputs["train"] = str(out / "train" / "report.md")
 
@@ -171,17 +167,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     outputs["issues"] = str(out / "issues" / "label_issues.csv")
     outputs["clean"] = str(out / "clean" / "labels.csv")
     t = time.time()
-    train(
-        cleaned,
-        out / "retrain",
-        model="cnn",
-        folds=5,
-        epochs=10,
-        flip=False,
-        hold_out="valid",
-        weight_col="confidence",
-        random_state=seed,
-    )
+    train(cleaned, out / "retrain", **DEMO_TRAINING, random_state=seed)
     after = evaluate(
         out / "retrain" / "test_probs.csv", truth_labels[["sample_id", "label"]], out=out / "evaluate-retrained"
     )
