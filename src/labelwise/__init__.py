@@ -36,6 +36,7 @@ _COMMANDS = {
     "aggregate": ("labelwise.crowd", "aggregate_answers"),
     "make_tasks": ("labelwise.crowd", "make_tasks"),
     "propagate": ("labelwise.crowd", "propagate"),
+    "label": ("labelwise.labeling.project", "label"),
     "demo": ("labelwise._demo", "run_demo"),
     "list_backbones": ("labelwise.features", "list_backbones"),
     "list_models": ("labelwise.train", "list_models"),

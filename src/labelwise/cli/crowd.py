@@ -50,11 +50,14 @@ def aggregate(
         typer.Argument(
             metavar="ANSWERS",
             show_default=False,
-            help="Label Studio export (JSON, JSON-MIN, CSV), a folder of per-annotator exports, a Toloka results TSV, or a CSV task,worker,label.",
+            help="Label Studio export (JSON, JSON-MIN, CSV), a folder of per-annotator exports, a Toloka results TSV, a CSV task,worker,label, or a `labelwise label` project folder (its database, with its gold).",
         ),
     ],
     format: Annotated[
-        str, typer.Option("--format", "-f", help="auto, labelstudio, labelstudio-min, labelstudio-csv, toloka or csv.")
+        str,
+        typer.Option(
+            "--format", "-f", help="auto, labelstudio, labelstudio-min, labelstudio-csv, toloka, csv or labelwise-db."
+        ),
     ] = "auto",
     method: Annotated[
         str, typer.Option("--method", "-m", help=choice_help("aggregators", f"Method (default {DEFAULT_METHOD})."))

@@ -190,12 +190,12 @@ def make_tasks(
     out, images = Path(out), Path(images)
     ds = read_image_files(images, check=False) if images.is_dir() else load_dataset(images, check=False)
     table = ds.table[["sample_id", "path"]].astype(str)
-    gold_rows = _gold_rows(gold, table, images if images.is_dir() else None) if gold is not None else _no_gold()
+    known = gold_rows(gold, table, images if images.is_dir() else None) if gold is not None else no_gold()
     items = pd.concat(
         [
-            table[~table["sample_id"].isin(gold_rows["sample_id"])].assign(label="", hint="", role="task"),
-            gold_rows.assign(
-                role=split_gold(gold_rows["label"], training_pct=training_pct, exam_pct=exam_pct, seed=seed).to_numpy()
+            table[~table["sample_id"].isin(known["sample_id"])].assign(label="", hint="", role="task"),
+            known.assign(
+                role=split_gold(known["label"], training_pct=training_pct, exam_pct=exam_pct, seed=seed).to_numpy()
             ),
         ],
         ignore_index=True,
@@ -204,7 +204,7 @@ def make_tasks(
     items["prediction"] = items["sample_id"].map(pred["prediction"]).astype(object)
     items["score"] = items["sample_id"].map(pred["score"]).astype(float)
     if classes is None:
-        classes = natural_sorted(set(pred["prediction"]) | set(gold_rows["label"])) or None
+        classes = natural_sorted(set(pred["prediction"]) | set(known["label"])) or None
     base = common_base(list(items["path"]), root)
     if format == "toloka" and not url_prefix:
         log.warning("Toloka shows images by URL: INPUT:image holds paths relative to %s; pass --url-prefix", base)
@@ -313,7 +313,7 @@ def _predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
     )
 
 
-def _no_gold() -> pd.DataFrame:
+def no_gold() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in ("sample_id", "path", "label", "hint")})
 
 
@@ -341,7 +341,7 @@ def annotator_names(annotators: Sequence[str] | int | str | None) -> list[str] |
     return names
 
 
-def _gold_rows(gold: str | os.PathLike[str], table: pd.DataFrame, images_root: Path | None) -> pd.DataFrame:
+def gold_rows(gold: str | os.PathLike[str], table: pd.DataFrame, images_root: Path | None) -> pd.DataFrame:
     """Gold answers with the image each one names: a ``sample_id`` of ``table``, or a file
     (absolute, or relative to the gold file's folder or the images folder). A file of the task
     set keeps its ``sample_id``; any other gets one the way the dataset's own are made: its
@@ -364,7 +364,7 @@ def _gold_rows(gold: str | os.PathLike[str], table: pd.DataFrame, images_root: P
         if path is None:
             raise LabelwiseError(f"{gold}, line {line}: {task!r} is neither an image of the task set nor a file")
         rows.append({"sample_id": task, "path": path, "label": label, "hint": hint or f"The answer is {label}."})
-    frame = pd.DataFrame(rows, columns=["sample_id", "path", "label", "hint"]) if rows else _no_gold()
+    frame = pd.DataFrame(rows, columns=["sample_id", "path", "label", "hint"]) if rows else no_gold()
     clash = frame["sample_id"][frame["sample_id"].duplicated()]
     if len(clash):
         raise LabelwiseError(f"{gold}: two gold images would both be task {clash.iloc[0]!r}; give them distinct names")

@@ -19,14 +19,22 @@ log = logging.getLogger("labelwise")
 
 
 def out_of_fold_head_probs(
-    embeddings: np.ndarray, labels: np.ndarray, n_classes: int, *, folds: int = 5, random_state: int = 0
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    folds: int = 5,
+    random_state: int = 0,
+    scale: str = "standard",
+    C: float = 0.1,
 ) -> np.ndarray:
-    """Out-of-fold probabilities of a logistic regression on standardised ``embeddings``:
-    the fast probability source when no ``train`` run is given."""
+    """Out-of-fold probabilities of a logistic regression on ``embeddings`` (``scale``:
+    ``standard``-ised features, or ``l2``: each row scaled to unit length, as the cosine geometry
+    of pretrained features asks): the fast probability source when no ``train`` run is given."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import Normalizer, StandardScaler
 
     probs = np.zeros((len(labels), n_classes))
     counts = np.bincount(labels, minlength=n_classes)
@@ -35,7 +43,8 @@ def out_of_fold_head_probs(
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=random_state).split(embeddings, labels))
     for train_idx, test_idx in splits:
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1))
+        scaler = Normalizer() if scale == "l2" else StandardScaler()
+        model = make_pipeline(scaler, LogisticRegression(max_iter=300, C=C))
         model.fit(embeddings[train_idx], labels[train_idx])
         probs[np.ix_(test_idx, model[-1].classes_)] = model.predict_proba(embeddings[test_idx])
     return probs

@@ -82,22 +82,32 @@ def _fit_noise(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return t, max(rho, MIN_NOISE)
 
 
-def source_weights(calibrated: Sequence[np.ndarray], labels: np.ndarray, *, iterations: int = 50) -> np.ndarray:
-    """The mixture weights of the calibrated sources that make the given labels most likely
-    (EM for a linear opinion pool): a source much weaker than the others, such as a network
-    trained from scratch on a few thousand photos, gets little say instead of diluting them."""
-    rows = np.arange(len(labels))
-    given = np.stack([np.clip(c[rows, labels], 1e-6, 1.0) for c in calibrated], 1)  # (n, sources)
-    weights = np.full(given.shape[1], 1.0 / given.shape[1])
-    for _ in range(iterations):
-        share = given * weights
-        share /= share.sum(1, keepdims=True)
-        weights = share.mean(0)
-    return weights
+#: How sharply the weights favour the sources that agree more with the others: a source whose
+#: agreement is half another's gets a sixteenth of its say.
+SHARPNESS = 4
+
+
+def source_weights(calibrated: Sequence[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """The weights of the calibrated sources in their average: each source's agreement with the
+    others (its mean probability of the class the other sources, averaged, pick), raised to
+    :data:`SHARPNESS`. Agreement with the *given* labels would reward a source for having learned
+    them, wrong ones included (a network's training dynamics do); agreement with the other
+    sources about the true class does not, and still gives a source much weaker than the others,
+    such as a network trained from scratch on a few thousand photos, little say. ``labels`` is
+    unused: the weights never look at them."""
+    del labels
+    stack = np.stack(calibrated)
+    if len(stack) == 1:
+        return np.ones(1)
+    rows = np.arange(stack.shape[1])
+    others = (stack.sum(0, keepdims=True) - stack) / (len(stack) - 1)
+    agreement = np.array([stack[s][rows, others[s].argmax(1)].mean() for s in range(len(stack))])
+    weights = np.maximum(agreement, 1e-12) ** SHARPNESS
+    return weights / weights.sum()
 
 
 def weigh_evidence(sources: Sequence[np.ndarray], labels: np.ndarray) -> Evidence:
-    """Calibrate each probability source on ``labels``, average them with
+    """Calibrate each probability source on ``labels``, average them with the weights of
     :func:`source_weights`, and fit the noise-aware model of the labels to the average (see the
     module's docstring)."""
     labels = np.asarray(labels)

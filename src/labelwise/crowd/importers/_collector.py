@@ -19,8 +19,8 @@ from .matching import _ImageIndex, _match, _same_images
 
 log = logging.getLogger("labelwise")
 
-Format = Literal["auto", "labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv"]
-FORMATS: tuple[str, ...] = ("labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv")
+Format = Literal["auto", "labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv", "labelwise-db"]
+FORMATS: tuple[str, ...] = ("labelstudio", "labelstudio-min", "labelstudio-csv", "toloka", "csv", "labelwise-db")
 ANSWER_COLUMNS = ("task", "worker", "label", "source")
 TASK_ALIASES = ("task", "sample_id", "task_id", "item", "image", "path")
 WORKER_ALIASES = ("worker", "annotator", "worker_id", "user", "rater")

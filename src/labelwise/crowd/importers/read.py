@@ -39,6 +39,7 @@ from ._collector import (
     _finish,
     _read_csv,
 )
+from .database import _read_database, database_of
 from .labelstudio import (
     _load_json,
     _read_labelstudio,
@@ -61,6 +62,7 @@ _READERS = {
     "labelstudio-csv": _read_labelstudio_csv,
     "toloka": _read_toloka,
     "csv": _read_long_csv,
+    "labelwise-db": _read_database,
 }
 
 
@@ -106,8 +108,9 @@ def read_answers(
     Parameters
     ----------
     path : a Label Studio JSON / JSON-MIN / CSV export, a Toloka results TSV, a long CSV
-        (``task, worker, label``), or a folder whose sub-folders (or files) are named after
-        annotators and hold their Label Studio exports.
+        (``task, worker, label``), a ``labelwise label`` project folder (or its ``labels.db``:
+        the answers and the gold straight from the database), or a folder whose sub-folders (or
+        files) are named after annotators and hold their Label Studio exports.
     format : one of :data:`FORMATS`, or ``"auto"`` (by suffix and content).
     from_name : the Label Studio Choices tag (or Toloka ``OUTPUT:`` field) holding the label,
         needed when there are several.
@@ -133,7 +136,9 @@ def read_answers(
         raise LabelwiseError(f"{path}: no such file or folder")
     index = _ImageIndex(Path(images)) if images is not None else None
     col = _Collector()
-    if path.is_dir():
+    if format in ("auto", "labelwise-db") and database_of(path) is not None:
+        _read_database(path, col, from_name=from_name, worker=None)
+    elif path.is_dir():
         _read_folder(path, format, from_name, col)
     else:
         fmt = _detect(path) if format == "auto" else format
