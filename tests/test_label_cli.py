@@ -273,3 +273,22 @@ def test_no_acknowledged_answer_is_lost_to_kill_9(photos):
         assert len(stored) == 12 and (stored["worker"] == "alice").all()
     finally:
         store.close()
+
+
+def test_without_the_label_extra_the_command_names_it(photos):
+    folder, _ = photos
+    code = (
+        "import sys\n"
+        "class NoLabelExtra:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'sqlalchemy', 'starlette', 'uvicorn'}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoLabelExtra())\n"
+        "from labelwise.cli.app import main\nsys.argv = ['labelwise', *sys.argv[1:]]\nmain()\n"
+    )
+    args = ["label", str(folder / "problematic.csv"), "--out", str(folder / "project"), "--classes", "0,1,2"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and "pip install 'labelwise[label]'" in lines[0]
+    assert not (folder / "project").exists()

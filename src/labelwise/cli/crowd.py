@@ -42,6 +42,21 @@ FromName = Annotated[
     ),
 ]
 
+# The gold split and honeypot mixing: `tasks` and `label` mean the same by them.
+TrainingPct = Annotated[
+    float, typer.Option("--training-pct", min=0, max=100, help="Share of gold images for training tasks (with hints).")
+]
+ExamPct = Annotated[
+    float,
+    typer.Option("--exam-pct", min=0, max=100, help="Share of gold images for the exam; the rest are honeypots."),
+]
+PageSize = Annotated[
+    int, typer.Option("--page-size", min=2, help="Honeypots are mixed in per page of this many tasks.")
+]
+HoneypotsPerPage = Annotated[
+    int, typer.Option("--honeypots-per-page", min=0, help="Honeypots in every page of --page-size tasks.")
+]
+
 
 @command()
 def aggregate(
@@ -146,20 +161,10 @@ def tasks(
     url_prefix: Annotated[
         str | None, typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path> (needed for Toloka).")
     ] = None,
-    training_pct: Annotated[
-        float,
-        typer.Option("--training-pct", min=0, max=100, help="Share of gold images for training tasks (with hints)."),
-    ] = 30,
-    exam_pct: Annotated[
-        float,
-        typer.Option("--exam-pct", min=0, max=100, help="Share of gold images for the exam; the rest are honeypots."),
-    ] = 20,
-    page_size: Annotated[
-        int, typer.Option("--page-size", min=2, help="Honeypots are mixed in per page of this many tasks.")
-    ] = 50,
-    honeypots_per_page: Annotated[
-        int, typer.Option("--honeypots-per-page", min=0, help="Honeypots in every page of --page-size tasks.")
-    ] = 1,
+    training_pct: TrainingPct = 30,
+    exam_pct: ExamPct = 20,
+    page_size: PageSize = 50,
+    honeypots_per_page: HoneypotsPerPage = 1,
     overlap: Annotated[int, typer.Option("--overlap", min=1, help="Annotators per task.")] = 1,
     annotators: Annotated[
         str | None,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._common import Config, Seed, command, out_console, user_errors
+from .crowd import ExamPct, HoneypotsPerPage, PageSize, TrainingPct
 
 if TYPE_CHECKING:
     from ..labeling.project import LabelingProject
@@ -77,18 +78,10 @@ def label(
             "--min-gold-accuracy", min=0, max=1, help="Stop an annotator whose honeypot accuracy falls below this."
         ),
     ] = None,
-    training_pct: Annotated[
-        float, typer.Option("--training-pct", min=0, max=100, help="Share of gold images for training tasks.")
-    ] = 30,
-    exam_pct: Annotated[
-        float, typer.Option("--exam-pct", min=0, max=100, help="Share of gold images for the exam.")
-    ] = 20,
-    page_size: Annotated[
-        int, typer.Option("--page-size", min=2, help="Honeypots are mixed in per this many tasks.")
-    ] = 50,
-    honeypots_per_page: Annotated[
-        int, typer.Option("--honeypots-per-page", min=0, help="Honeypots among every --page-size tasks.")
-    ] = 1,
+    training_pct: TrainingPct = 30,
+    exam_pct: ExamPct = 20,
+    page_size: PageSize = 50,
+    honeypots_per_page: HoneypotsPerPage = 1,
     grid_size: Annotated[
         int, typer.Option("--grid-size", min=4, max=96, help="Thumbnails per page in grid mode.")
     ] = 36,

@@ -21,18 +21,8 @@ from ..data.delimited import _read_delimited
 from ..data.natural import natural_sorted
 from ..data.table import CLASSES_FILE, clean_label, read_classes
 from ..errors import LabelwiseError
+from .models import TASK_COLUMNS
 
-TASK_COLUMNS = (
-    "sample_id",
-    "path",
-    "role",
-    "gold_label",
-    "hint",
-    "given_label",
-    "suggestion",
-    "suggestion_score",
-    "reason",
-)
 #: Columns that carry the model's guess, and its score, in the files labelwise writes.
 SUGGESTION_COLUMNS = ("suggested_label", "predicted_label", "prediction", "pseudo_label")
 SCORE_COLUMNS = ("confidence", "probability", "score", "label_quality")

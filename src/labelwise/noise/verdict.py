@@ -5,7 +5,8 @@ A model that is wrong on 30% of correct labels disagrees with 30% of them; count
 disagreements as label errors cries wolf. Here every probability source is first calibrated
 (one temperature, fitted to the given labels), the sources are averaged, and a two-part
 model of the given labels is fitted: a label is the true class with probability ``1 - rho``,
-else any other class, and the true class follows the calibrated evidence. The model's own
+else wrong (any other class, or one the evidence finds plausible for the image, in a fitted
+mix), and the true class follows the calibrated evidence. The model's own
 error is then explained by the evidence's spread, and only what it cannot explain raises the
 noise rate ``rho``. Each label's ``doubt`` is the chance, under that fit, that it is wrong.
 """
@@ -47,6 +48,7 @@ class Evidence:
     accuracy: float  # the evidence's estimated accuracy on the true classes
     temperatures: tuple[float, ...]  # one per source, then the combination's
     weights: tuple[float, ...] = ()  # each source's share of the combination
+    uniform_share: float = 1.0  # the fitted share of wrong labels spread evenly (the rest: confusions)
 
     @property
     def judgeable(self) -> bool:
@@ -59,27 +61,56 @@ class Evidence:
         return float(self.doubt.sum())
 
 
-def _fit_noise(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """``(T, rho)`` maximising the likelihood of the given labels when each is the true class
-    (distributed as ``softmax(log(probs) / T)``) with probability ``1 - rho``, else one of the
-    other classes at random; ``rho`` on a grid of :data:`NOISE_GRID`, never below
-    :data:`MIN_NOISE`."""
+#: How wrong labels may fall: a share of them (each value tried) uniformly on the other classes,
+#: the rest on the classes the evidence finds plausible for the image (see :func:`_wrong_share`).
+UNIFORM_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _wrong_share(probs: np.ndarray, labels: np.ndarray, uniform: float) -> np.ndarray:
+    """The probability of each given label if it is wrong: with weight ``uniform`` any other class
+    alike, else a class that the evidence finds plausible, as a person (or a systematic flip a
+    network has learned) would confuse it: given true class ``i`` the wrong label is ``j`` in
+    proportion to ``p_j / (1 - p_i)``."""
+    rows = np.arange(len(labels))
+    k = probs.shape[1]
+    q = probs[rows, labels]
+    odds = probs / np.clip(1 - probs, 1e-6, None)
+    confused = q * (odds.sum(1) - odds[rows, labels])
+    return uniform * (1 - q) / (k - 1) + (1 - uniform) * confused
+
+
+def _fit_noise(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """``(T, rho, uniform)`` maximising the likelihood of the given labels when each is the true
+    class (distributed as ``softmax(log(probs) / T)``) with probability ``1 - rho``, else wrong as
+    :func:`_wrong_share` says; ``rho`` on the grid :data:`NOISE_GRID` (never below
+    :data:`MIN_NOISE`), ``uniform`` on :data:`UNIFORM_SHARES`."""
     from scipy.optimize import minimize_scalar
 
     logp = log_probs(probs)
     rows = np.arange(len(labels))
-    k = probs.shape[1]
 
-    def nll(log_t: float, rho: float) -> float:
-        q = softmax(logp / np.exp(log_t))[rows, labels]
-        return float(-np.log((1 - rho) * q + rho * (1 - q) / (k - 1) + 1e-300).mean())
+    def nll(log_t: float, rho: float, uniform: float) -> float:
+        p = softmax(logp / np.exp(log_t))
+        likely = (1 - rho) * p[rows, labels] + rho * _wrong_share(p, labels, uniform)
+        return float(-np.log(likely + 1e-300).mean())
 
-    fits = []
-    for rho in NOISE_GRID:
-        found = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded", args=(rho,), options={"xatol": 1e-3})
-        fits.append((float(found.fun), float(np.exp(found.x)), float(rho)))
-    _, t, rho = min(fits)
-    return t, max(rho, MIN_NOISE)
+    best: dict[float, tuple[float, float, float]] = {}
+    for uniform in UNIFORM_SHARES:
+        fits = []
+        for rho in NOISE_GRID:
+            found = minimize_scalar(
+                nll, bounds=(-3.0, 3.0), method="bounded", args=(rho, uniform), options={"xatol": 1e-3}
+            )
+            fits.append((float(found.fun), float(np.exp(found.x)), float(rho)))
+        best[uniform] = min(fits)
+    # Wrong labels spread evenly unless the labels say otherwise: another shape must explain them
+    # better by more than its one extra parameter is worth (AIC), else the floor noise would be
+    # read as confusions and every confident disagreement doubted.
+    shape = min(best, key=lambda u: best[u][0])
+    if (best[1.0][0] - best[shape][0]) * len(labels) <= 1.0:
+        shape = 1.0
+    _, t, rho = best[shape]
+    return t, max(rho, MIN_NOISE), shape
 
 
 #: How sharply the weights favour the sources that agree more with the others: a source whose
@@ -120,13 +151,14 @@ def weigh_evidence(sources: Sequence[np.ndarray], labels: np.ndarray) -> Evidenc
         temps.append(t)
     weights = source_weights(calibrated, labels)
     mean = np.tensordot(weights, np.stack(calibrated), axes=1)
-    t, rho = _fit_noise(mean, labels)
+    t, rho, uniform = _fit_noise(mean, labels)
     probs = softmax(log_probs(mean) / t)
-    k = probs.shape[1]
     q = probs[np.arange(len(labels)), labels]
-    wrong = rho * (1 - q) / (k - 1)
+    wrong = rho * _wrong_share(probs, labels, uniform)
     doubt = wrong / np.maximum((1 - rho) * q + wrong, 1e-300)
-    return Evidence(probs, doubt, rho, float(probs.max(1).mean()), (*temps, t), tuple(float(w) for w in weights))
+    return Evidence(
+        probs, doubt, rho, float(probs.max(1).mean()), (*temps, t), tuple(float(w) for w in weights), uniform
+    )
 
 
 def judge(

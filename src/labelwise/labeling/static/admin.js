@@ -3,66 +3,15 @@
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "labelwise.admin_token";
+  const { $, toast, el, num, errorText, since } = window.labelwise;
+  const { token, api } = window.labelwise.connect("labelwise.admin_token"); // not the annotator's key: both links can be open at once
   const REFRESH_MS = 3000;
-  const $ = (id) => document.getElementById(id);
-
-  function takeToken() {
-    const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
-    if (match) {
-      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-      history.replaceState(null, "", location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
-  }
-  const token = takeToken();
-
-  async function api(path, body) {
-    const init = { method: body === undefined ? "GET" : "POST", headers: { Authorization: `Bearer ${token}` }, cache: "no-store" };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const res = await fetch(path, init);
-    const text = await res.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = { error: text };
-    }
-    return { status: res.status, ok: res.ok, data };
-  }
-
-  const errorText = (res) => (res.data && (res.data.error || res.data.detail)) || `The server answered ${res.status}.`;
-
-  let toastTimer = null;
-  function toast(text, kind = "info", ms = 3500) {
-    const box = $("toast");
-    box.textContent = text;
-    box.dataset.kind = kind;
-    box.hidden = false;
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => (box.hidden = true), ms);
-  }
 
   function showError(text) {
     $("admin-error").textContent = text;
     $("admin-error").hidden = !text;
   }
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
-
-  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
   const pct = (v) => (num(v) === null ? "–" : `${Math.round(v * 100)}%`);
   const count = (v) => (num(v) === null ? "–" : String(v));
   const secs = (v) => (num(v) === null ? "–" : v < 10 ? v.toFixed(1) : String(Math.round(v)));
@@ -149,9 +98,7 @@
   function ago(at) {
     if (num(at) === null) return "–";
     const s = Math.max(0, Date.now() / 1000 - at);
-    if (s < 60) return "just now";
-    if (s < 3600) return `${Math.round(s / 60)} min ago`;
-    if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+    if (s < 86400) return since(s);
     return new Date(at * 1000).toLocaleDateString();
   }
 

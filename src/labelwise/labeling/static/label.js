@@ -4,23 +4,12 @@
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "labelwise.token";
+  const { $, toast, el, num, errorText, since, NetworkError } = window.labelwise;
+  const http = window.labelwise.connect("labelwise.token"); // not the admin's key: both links can be open at once
+  const { api } = http;
   const MAX_CACHED_IMAGES = 120;
-  const $ = (id) => document.getElementById(id);
-
-  // ---------- token and HTTP ----------
-
-  function takeToken() {
-    const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
-    if (match) {
-      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-      history.replaceState(null, "", location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
-  }
 
   const state = {
-    token: takeToken(),
     me: null,
     classes: [],
     mode: "single",
@@ -34,44 +23,10 @@
     imageReady: false,
     grid: null, // {label, tasks, rejected: Set of task ids}
     gridBusy: false,
-    clockSkew: 0, // server time minus ours, seconds (from the Date header)
     pollTimer: null,
   };
 
-  class NetworkError extends Error {}
-
-  async function api(path, body) {
-    const init = {
-      method: body === undefined ? "GET" : "POST",
-      headers: { Authorization: `Bearer ${state.token}` },
-      cache: "no-store",
-    };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(path, init);
-    } catch (err) {
-      throw new NetworkError(String(err));
-    }
-    const date = Date.parse(res.headers.get("Date") || "");
-    if (!Number.isNaN(date)) {
-      const skew = date / 1000 - Date.now() / 1000;
-      state.clockSkew = Math.abs(skew) > 2 ? skew : 0; // the header has whole seconds
-    }
-    const text = await res.text();
-    let data = null;
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = { detail: text };
-      }
-    }
-    return { status: res.status, ok: res.ok, data };
-  }
+  // ---------- HTTP ----------
 
   /** api() that keeps trying while the server cannot be reached (a restart, a flaky network). */
   async function apiPatient(path, body) {
@@ -88,11 +43,6 @@
     }
   }
 
-  function errorText(res) {
-    const d = res.data || {};
-    return d.error || d.detail || d.reason || `The server answered ${res.status}.`;
-  }
-
   // ---------- images (fetched with the header, shown as blob URLs) ----------
 
   const imageCache = new Map(); // task id -> Promise<blob URL>
@@ -104,10 +54,7 @@
       imageCache.set(taskId, url);
       return url;
     }
-    url = fetch(`/api/image/${encodeURIComponent(taskId)}`, {
-      headers: { Authorization: `Bearer ${state.token}` },
-      cache: "no-store",
-    }).then(async (res) => {
+    url = http.fetchWithToken(`/api/image/${encodeURIComponent(taskId)}`).then(async (res) => {
       if (!res.ok) throw new Error(`image ${taskId}: ${res.status}`);
       return URL.createObjectURL(await res.blob());
     });
@@ -160,27 +107,6 @@
 
   // ---------- small UI helpers ----------
 
-  let toastTimer = null;
-  function toast(text, kind = "info", ms = 3500) {
-    const el = $("toast");
-    el.textContent = text;
-    el.dataset.kind = kind;
-    el.hidden = false;
-    clearTimeout(toastTimer);
-    if (ms > 0) toastTimer = setTimeout(() => (el.hidden = true), ms);
-  }
-
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child);
-    return node;
-  }
-
   function showView(name) {
     for (const id of ["single-view", "grid-view", "message-view"]) $(id).hidden = id !== name;
   }
@@ -198,17 +124,10 @@
 
   function ago(at) {
     if (typeof at !== "number") return "";
-    const s = Math.max(0, Date.now() / 1000 + state.clockSkew - at);
-    if (s < 60) return "just now";
-    if (s < 3600) return `${Math.round(s / 60)} min ago`;
-    return `${Math.round(s / 3600)} h ago`;
+    return since(Math.max(0, Date.now() / 1000 + http.clockSkew - at));
   }
 
   // ---------- progress ----------
-
-  function num(value) {
-    return typeof value === "number" && Number.isFinite(value) ? value : null;
-  }
 
   function setMeter(id, done, total, text) {
     const meter = $(id);
@@ -402,7 +321,7 @@
       lease.textContent = "";
       return;
     }
-    const left = view.lease_expires - (Date.now() / 1000 + state.clockSkew);
+    const left = view.lease_expires - (Date.now() / 1000 + http.clockSkew);
     lease.classList.toggle("late", left < 20);
     if (left > 60) lease.textContent = "";
     else if (left > 0) lease.textContent = `held for you ${Math.ceil(left)} s more`;
@@ -1137,7 +1056,7 @@
 
   async function start() {
     document.body.dataset.mode = "single";
-    if (!state.token) return noAccess();
+    if (!http.token) return noAccess();
     let res;
     try {
       res = await apiPatient("/api/me");
