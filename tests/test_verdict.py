@@ -161,3 +161,26 @@ def test_colour_photos_get_imagenet_features_and_the_log_says_why(photos, image_
     assert "pseudolabel: efficientnet_lite0 at 128 px" in caplog.text
     guessed = result.table.set_index("sample_id").loc[table.loc[hidden, "sample_id"], "label"]
     assert (guessed.to_numpy() == truth.to_numpy()).mean() > 0.9
+
+
+def test_class_conditional_flips_that_the_model_has_learned_are_still_found():
+    """c → c+1 on 20% of the digits: a model trained on those labels learns the flip (it gives the
+    wrong class a real probability), so spreading wrong labels evenly would explain them away; the
+    fitted confusion-shaped noise does not."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X, y = d.data / 16.0, d.target
+    rng = np.random.default_rng(1)
+    flip = rng.choice(len(y), len(y) // 5, replace=False)
+    noisy = y.copy()
+    noisy[flip] = (y[flip] + 1) % 10
+    frame = label_issues(noisy, pred_probs=out_of_fold_head_probs(X, noisy, 10), method="cleanlab")
+    evidence = frame.attrs["evidence"]
+    assert evidence.uniform_share < 1.0 and 0.1 <= evidence.noise_rate <= 0.3
+    found = frame["is_issue"].to_numpy()
+    truth = np.zeros(len(y), bool)
+    truth[flip] = True
+    assert (found & truth).sum() / truth.sum() >= 0.85 and (found & truth).sum() / found.sum() >= 0.65
+    clean = label_issues(y, pred_probs=out_of_fold_head_probs(X, y, 10), method="cleanlab")
+    assert clean.attrs["evidence"].uniform_share == 1.0 and clean["is_issue"].mean() <= 0.02
