@@ -210,6 +210,8 @@ def test_continue_adds_annotators_and_refuses_a_second_project(photos):
         store.close()
     nothing = runner.invoke(app, ["label", str(folder / "images")])
     assert nothing.exit_code == 2 and "not a labeling project" in nothing.output
+    taken = runner.invoke(app, ["label", str(project), "--add-annotator", "admin"])
+    assert taken.exit_code == 2 and "the admin's account" in taken.output
 
 
 def _free_port() -> int:

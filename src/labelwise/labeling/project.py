@@ -23,6 +23,7 @@ log = logging.getLogger("labelwise")
 
 DB_FILE = "labels.db"
 PROJECT_FILE = "project.json"
+ADMIN = "admin"
 SERVER_FILE = "server.json"  # where the running server listens, for links made while it runs
 
 
@@ -43,7 +44,7 @@ class LabelingProject:
             "db": _public(self.db),
             "created": self.created,
             "counts": self.counts,
-            "annotators_linked": sorted(k for k in self.links if k != "admin"),
+            "annotators_linked": sorted(k for k in self.links if k != ADMIN),
             "url": self.url,
             "exported": str(self.exported) if self.exported else None,
         }
@@ -131,6 +132,8 @@ def label(
         raise LabelwiseError(f"{folder}: already holds a labeling project; continue it with `labelwise label {folder}`")
     url = db or (project_db(folder) if not creating else str(folder / DB_FILE))
     names = annotator_names(annotators) or []
+    if ADMIN in [*names, *add_annotators]:
+        raise LabelwiseError(f"annotators: {ADMIN!r} is the name of the admin's account; choose another")
     if creating:
         from .queue import read_queue
 
@@ -180,8 +183,8 @@ def label(
             store = Store.open(url)
         try:
             links = {name: store.add_annotator(name) for name in [*names, *add_annotators]}
-            links["admin"] = (
-                store.reset_token("admin") if store.has_annotator("admin") else store.add_annotator("admin", admin=True)
+            links[ADMIN] = (  # a new admin link at every start: whoever starts the server is the admin
+                store.reset_token(ADMIN) if store.has_annotator(ADMIN) else store.add_annotator(ADMIN, admin=True)
             )
             project = LabelingProject(folder, url, creating, _counts(store), links=links)
             if not serve:
@@ -194,7 +197,7 @@ def label(
             def ready(bound_port: int) -> None:
                 project.url = f"http://{_shown_host(host)}:{bound_port}/"
                 project.links = {
-                    name: project.url + ("admin" if name == "admin" else "") + f"#token={token}"
+                    name: project.url + ("admin" if name == ADMIN else "") + f"#token={token}"
                     for name, token in links.items()
                 }
                 write_json(folder / SERVER_FILE, {"url": project.url, "pid": os.getpid()})
@@ -202,7 +205,10 @@ def label(
                 if on_ready is not None:
                     on_ready(project)
 
-            serve_forever(app, host=host, port=port or 0, on_ready=ready)
+            try:
+                serve_forever(app, host=host, port=port or 0, on_ready=ready)
+            finally:
+                (folder / SERVER_FILE).unlink(missing_ok=True)  # links made later must not name a dead server
             return project
         finally:
             store.close()
