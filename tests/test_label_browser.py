@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import unavailable
 from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
-    pytest.skip(
-        "browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True
-    )
+    unavailable("browser tests need Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright for Python (pip install playwright)")
 pytest.importorskip("sqlalchemy", reason="the labeling app needs the label extra")
 pytest.importorskip("starlette", reason="the labeling app needs the label extra")

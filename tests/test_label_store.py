@@ -12,6 +12,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from conftest import unavailable
 
 sa = pytest.importorskip("sqlalchemy")
 
@@ -41,7 +42,7 @@ def postgres_url():
     try:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at LABELWISE_TEST_POSTGRES ({admin}): {str(exc).splitlines()[0]}")
+        unavailable(f"no PostgreSQL server answers at LABELWISE_TEST_POSTGRES ({admin}): {str(exc).splitlines()[0]}")
     name = f"labelwise_test_{uuid.uuid4().hex[:12]}"
     conn.execute(f'CREATE DATABASE "{name}"')
     url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)

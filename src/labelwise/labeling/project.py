@@ -17,12 +17,11 @@ from typing import Any
 
 from .._io import write_json, write_table
 from .._run import command_run
+from ..crowd.importers.database import DB_FILE, PROJECT_FILE, database_of
 from ..errors import LabelwiseError, require
 
 log = logging.getLogger("labelwise")
 
-DB_FILE = "labels.db"
-PROJECT_FILE = "project.json"
 ADMIN = "admin"
 SERVER_FILE = "server.json"  # where the running server listens, for links made while it runs
 
@@ -51,27 +50,19 @@ class LabelingProject:
 
 
 def is_project(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a labeling project folder (or its ``labels.db``)."""
-    folder = Path(path)
-    return (folder.is_file() and folder.name == DB_FILE) or (
-        folder.is_dir() and ((folder / DB_FILE).is_file() or (folder / PROJECT_FILE).is_file())
-    )
+    """Whether ``path`` is a labeling project folder (or its database file)."""
+    path = Path(path)
+    return (path.is_dir() or path.is_file()) and database_of(path) is not None
 
 
 def project_db(path: str | os.PathLike[str]) -> str:
-    """The database of a project folder (or ``labels.db`` itself): a file path or a URL."""
-    folder = Path(path)
-    if folder.is_file():
-        return str(folder)
-    if (folder / PROJECT_FILE).is_file():
-        import json
-
-        return str(json.loads((folder / PROJECT_FILE).read_text(encoding="utf-8"))["db"])
-    if (folder / DB_FILE).is_file():
-        return str(folder / DB_FILE)
-    raise LabelwiseError(
-        f"{path}: not a labeling project (no {DB_FILE}); make one with `labelwise label QUEUE --out DIR`"
-    )
+    """The database of a project folder (or the database file itself): a file path or a URL."""
+    found = database_of(Path(path))
+    if found is None:
+        raise LabelwiseError(
+            f"{path}: not a labeling project (no {DB_FILE}); make one with `labelwise label QUEUE --out DIR`"
+        )
+    return found
 
 
 def label(
