@@ -95,6 +95,11 @@ def test_demo_end_to_end(tmp_path):
         run["result"]["held_out_accuracy_vs_truth_after_cleaning"] >= run["result"]["held_out_accuracy_vs_truth"] - 0.01
     )
     assert "after issues → clean → retrain" in output.replace("\n", " ")
+    # the loop: its answers are spent, and its label set is much more accurate than the given one
+    result = run["result"]
+    assert result["loop_answers"] == 150 and (out / "loop" / "report.html").is_file()
+    assert result["loop_label_accuracy_after"] > result["loop_label_accuracy_before"] + 0.1
+    assert "closing the loop: 150 answers" in output.replace("\n", " ")
     assert str(out / "explore") in output
 
     # the demo's images replace the demo's own earlier ones, without stale files

@@ -599,20 +599,21 @@ def test_schema_is_versioned_and_migrated(sqlite_url, stores, monkeypatch):
     def add_column(conn):
         conn.exec_driver_sql("ALTER TABLE annotators ADD COLUMN email TEXT")
 
-    monkeypatch.setattr(labels_db, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(labels_db.MIGRATIONS, 1, add_column)
+    newer = labels_db.SCHEMA_VERSION + 1
+    monkeypatch.setattr(labels_db, "SCHEMA_VERSION", newer)
+    monkeypatch.setitem(labels_db.MIGRATIONS, newer - 1, add_column)
     again = Store.open(sqlite_url)
     stores.append(again)
     with again._engine.connect() as conn:
-        assert labels_db.schema_version(conn) == 2
+        assert labels_db.schema_version(conn) == newer
         assert "email" in {c["name"] for c in sa.inspect(conn).get_columns("annotators")}
     assert [a.name for a in again.annotators()] == ["alice"]
     again.close()
     monkeypatch.undo()
-    with pytest.raises(LabelwiseError) as err:  # version 2 is newer than this labelwise (1)
+    with pytest.raises(LabelwiseError) as err:  # newer than this labelwise
         Store.open(sqlite_url)
     message = str(err.value)
-    assert "schema version 2 is newer" in message and "\n" not in message
+    assert f"schema version {newer} is newer" in message and "\n" not in message
 
 
 def test_bad_input_is_a_one_line_error(sqlite_url, stores, tmp_path):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from labelwise import LabelwiseError
 from labelwise._registry import KINDS, Registry
 
-for _module in ("features", "train", "noise", "semi", "crowd", "active"):
+for _module in ("features", "train", "noise", "semi", "crowd", "active", "loop"):
     importlib.import_module(f"labelwise.{_module}")
 
 EVERY = [(kind, name) for kind, registry in KINDS.items() for name in registry.names() if "<" not in name]
@@ -54,6 +54,7 @@ def test_every_kind_is_listed_and_the_cli_prints_it():
         "aggregators",
         "strategies",
         "loop-models",
+        "choices",
     }
     from labelwise.cli.app import app
 
@@ -154,7 +155,20 @@ def _loop_model(name: str) -> None:
     assert probs.shape == (len(y), 2) and (probs.argmax(1) == y).mean() > 0.8
 
 
+def _choice(name: str) -> None:
+    from labelwise.loop.value import CHOICES, Candidates
+
+    belief = np.array([[0.98, 0.01, 0.01], [0.5, 0.45, 0.05], [0.34, 0.33, 0.33]])
+    cands = Candidates(belief, np.array([True, True, False]), 1 - belief.max(1), 1 - belief.max(1), 0.8)
+    scores = CHOICES.get(name)(cands, np.random.default_rng(0))
+    again = CHOICES.get(name)(cands, np.random.default_rng(0))
+    assert scores.shape == (3,) and np.isfinite(scores).all() and list(scores) == list(again)
+    if name != "random":  # a split belief is worth more than a sure one
+        assert scores[1] > scores[0] and scores[2] > scores[0]
+
+
 CONTRACTS = {
+    "choices": _choice,
     "detectors": _detector,
     "pseudolabelers": _pseudolabeler,
     "aggregators": _aggregator,

@@ -37,6 +37,7 @@ _COMMANDS = {
     "make_tasks": ("labelwise.crowd", "make_tasks"),
     "propagate": ("labelwise.crowd", "propagate"),
     "label": ("labelwise.labeling.project", "label"),
+    "loop": ("labelwise.loop", "loop"),
     "demo": ("labelwise._demo", "run_demo"),
     "list_backbones": ("labelwise.features", "list_backbones"),
     "list_models": ("labelwise.train", "list_models"),

@@ -75,6 +75,24 @@ DEMO_TRAINING: dict[str, Any] = dict(
 )
 
 
+#: The demo's loop: answers spent, a round's share, and how often a recorded answer is wrong.
+DEMO_LOOP: dict[str, Any] = dict(budget=150, per_round=50, wrong=0.15)
+
+
+def simulated_answers(truth: pd.DataFrame, *, wrong: float, seed: int, per_image: int = 3) -> pd.DataFrame:
+    """``per_image`` recorded answers per image (``sample_id, worker, label``), each wrong with probability
+    ``wrong`` (then any other digit): people, for the demo's loop."""
+    rng = np.random.default_rng(seed)
+    true = truth["true_label"].astype(int).to_numpy()
+    rows = []
+    for j in range(per_image):
+        said = np.where(rng.random(len(true)) < wrong, (true + rng.integers(1, 10, len(true))) % 10, true)
+        rows.append(
+            pd.DataFrame({"sample_id": truth["sample_id"], "worker": f"person{j + 1}", "label": said.astype(str)})
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
 @recorded("demo")
 def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """Make the demo data in ``out/images`` and run every step on it.
@@ -85,6 +103,7 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     from .data.explore import explore
     from .evaluate import evaluate
     from .features import embed
+    from .loop import loop
     from .noise import clean, find_issues
     from .semi import pseudolabel
     from .train import predict, train
@@ -186,6 +205,25 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
     unlabeled_truth = truth.set_index("sample_id")["true_label"].astype(str)
     unlabeled_ids = "_unlabeled/" + predictions["sample_id"]
 
+    t = time.time()
+    # Close the loop: people (recorded answers standing in for them, 15% wrong) are asked about the images
+    # where an answer corrects the most labels; their answers and the model decide, round by round.
+    closed = loop(
+        ds,
+        out / "loop",
+        budget=DEMO_LOOP["budget"],
+        per_round=DEMO_LOOP["per_round"],
+        simulate_answers=simulated_answers(truth, wrong=DEMO_LOOP["wrong"], seed=seed),
+        hold_out="valid",
+        backbone="pixels",
+        cache_dir=out / "cache",
+        final_model=None,
+        random_state=seed,
+    )
+    pool_truth = closed.dataset["sample_id"].map(true_label)
+    timings["loop"] = time.time() - t
+    outputs["loop"] = str(out / "loop" / "report.html")
+
     log.info("demo steps (s): %s", ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return {
         "n_images": summary.n_images,
@@ -206,6 +244,9 @@ def run_demo(out: str | Path = "labelwise-demo", *, random_state: int = 0, overw
         "unlabeled_accuracy_vs_truth": float(
             (predictions["label"].to_numpy() == unlabeled_truth.reindex(unlabeled_ids).to_numpy()).mean()
         ),
+        "loop_answers": closed.spent,
+        "loop_label_accuracy_before": float((closed.dataset["given_label"] == pool_truth).mean()),
+        "loop_label_accuracy_after": float((closed.dataset["label"] == pool_truth).mean()),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
         "outputs": outputs,
     }

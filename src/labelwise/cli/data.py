@@ -168,7 +168,7 @@ def list_kind(
         typer.Argument(
             metavar="KIND",
             show_default=False,
-            help="backbones, models, detectors, pseudolabelers, aggregators, strategies or loop-models (default: all).",
+            help="backbones, models, detectors, pseudolabelers, aggregators, strategies, loop-models or choices (default: all).",
         ),
     ] = None,
 ) -> None:
@@ -187,5 +187,5 @@ def list_kind(
 def _load_registries() -> None:
     import importlib
 
-    for module in ("features", "train.models", "noise", "semi", "crowd", "active"):
+    for module in ("features", "train.models", "noise", "semi", "crowd", "active", "loop"):
         importlib.import_module(f"labelwise.{module}")

@@ -35,6 +35,11 @@ def demo(
         f"held-out accuracy vs the true labels: {result['held_out_accuracy_vs_truth']:.1%} trained on the given labels, "
         f"{result['held_out_accuracy_vs_truth_after_cleaning']:.1%} after issues → clean → retrain"
     )
+    out_console.print(
+        f"closing the loop: {result['loop_answers']} answers from (simulated) people, labels right "
+        f"{result['loop_label_accuracy_before']:.1%} → {result['loop_label_accuracy_after']:.1%} "
+        "(a missing label counts as wrong)"
+    )
     out_console.print(f"demo outputs in {out}/")
     for step, path in result["outputs"].items():
         out_console.print(f"  {step:<10} {path}")

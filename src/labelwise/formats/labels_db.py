@@ -7,11 +7,12 @@ write lock first, so a claim never reads a state another claim is about to chang
 write transaction takes a transaction-scoped advisory lock for the same effect. ``crowd`` reads the
 answers through :func:`read_answers`, without the app.
 
-Tables (schema version 1): ``meta`` (schema_version, config JSON), ``tasks`` (one per image; ``target``
+Tables (schema version 2): ``meta`` (schema_version, config JSON), ``tasks`` (one per image; ``target``
 is the overlap wanted, ``counted``/``leased`` the kind=label answers of active annotators and the live
 leases, kept by the app in the same transactions that change them), ``annotators`` (sha256 of the
 token only), ``leases``, ``answers`` (one per task and annotator, edits bump ``revision``) and
-``events``.
+``events``; ``loop_rounds``, ``loop_asked`` and ``loop_history`` hold ``labelwise loop``'s state
+(version 2).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the lean install
     raise MissingExtraError("the labels database needs 'sqlalchemy': pip install 'labelwise[label]'") from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROLES = ("task", "training", "exam", "honeypot")
 KINDS = ("label", "skip", "unsure", "not")
 #: PostgreSQL advisory lock that serializes the app's write transactions (any constant, the same everywhere).
@@ -124,8 +125,53 @@ events = Table(
 )
 Index("ix_events_kind", events.c.kind, events.c.id)
 
+loop_rounds = Table(
+    "loop_rounds",
+    metadata,
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("stage", String(16), nullable=False),  # labeling → decided
+    Column("asked", Integer, nullable=False),
+    Column("answers", Integer, nullable=False, server_default="0"),
+    Column("started_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("metrics", Text),  # JSON: the round's figures
+)
+
+loop_asked = Table(
+    "loop_asked",
+    metadata,
+    Column("round", Integer, ForeignKey("loop_rounds.round"), primary_key=True, autoincrement=False),
+    Column("sample_id", Text, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("score", Double, nullable=False),
+    Column("label_before", Text),
+    Column("guess", Text),
+)
+
+loop_history = Table(
+    "loop_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("round", Integer, ForeignKey("loop_rounds.round"), nullable=False),
+    Column("sample_id", Text, nullable=False),
+    Column("old_label", Text),
+    Column("new_label", Text),
+    Column("source", String(16), nullable=False),
+    Column("confidence", Double),
+    Column("evidence", Text),
+)
+Index("ix_loop_history_round", loop_history.c.round, loop_history.c.id)
+
+LOOP_TABLES = (loop_rounds, loop_asked, loop_history)
+
+
+def _add_loop_tables(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(LOOP_TABLES))
+
+
 #: ``MIGRATIONS[v](conn)`` brings a version-``v`` database to ``v + 1`` (inside the migration's transaction).
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_loop_tables}
 
 
 def database_url(url_or_path: str | os.PathLike[str]) -> URL:

@@ -4,7 +4,7 @@ Claims and answers run in one serialized write transaction each (a process-wide 
 ``BEGIN IMMEDIATE`` or PostgreSQL's advisory lock, so several server processes stay correct too); an
 answer is committed (and on SQLite synced to disk) before the method returns. Expired leases are swept
 at the start of every write, by the injected ``clock``. The steps of those transactions are in
-:mod:`.writes`, the policy they follow in :mod:`.assign`, the reads (which take no lock) in :mod:`.views`,
+:mod:`.writes`, the policy they follow in :mod:`.assign`, the reads (which take no lock) in :mod:`.views`, the round-by-round writes in :mod:`.rounds`,
 dynamic overlap's model in :mod:`.overlap_model`.
 """
 
@@ -33,6 +33,7 @@ from . import queries as q
 from .models import Annotator, AnswerView, Settings, SubmitResult, TaskView, checked_seconds, task_rows
 from .overlap_model import OverlapModel
 from .queries import EDITABLE
+from .rounds import StoreRounds
 from .views import StoreViews, task_view
 
 log = logging.getLogger("labelwise")
@@ -42,7 +43,7 @@ __all__ = ["Annotator", "AnswerView", "Settings", "Store", "SubmitResult", "Task
 COVERED = "lease expired and the task is covered"
 
 
-class Store(StoreViews):
+class Store(StoreViews, StoreRounds):
     """A labeling project in a database; thread-safe. Make one with :meth:`create` or :meth:`open`."""
 
     #: refit the confusions (dynamic overlap) after this many new answers, or this many seconds with any;
@@ -70,10 +71,12 @@ class Store(StoreViews):
         tasks_table: pd.DataFrame,
         *,
         clock: Callable[[], float] = time.time,
+        grows: bool = False,
     ) -> Store:
         """A new project from ``tasks_table`` (rows in queue order; :data:`~.models.TASK_COLUMNS`, the optional
-        ones may be missing). Refused when the database already holds a project."""
-        rows = task_rows(tasks_table, settings)
+        ones may be missing). Refused when the database already holds a project. ``grows``: the project gets
+        its tasks later (:meth:`ask`), so it may start without any."""
+        rows = task_rows(tasks_table, settings) if len(tasks_table) or not grows else []
         engine = db.connect(url_or_path)
         try:
             db.migrate(engine)
@@ -81,7 +84,8 @@ class Store(StoreViews):
                 if db.read_config(conn) is not None:
                     raise LabelwiseError(f"{db.where(engine)}: already holds a labeling project; open it instead")
                 conn.execute(sa.insert(meta).values(key="config", value=json.dumps(settings.to_dict())))
-                conn.execute(sa.insert(tasks), rows)
+                if rows:
+                    conn.execute(sa.insert(tasks), rows)
                 writes.event(conn, clock(), "project_created", tasks=len(rows))
                 db.analyze(conn)
         except BaseException:

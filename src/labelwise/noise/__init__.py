@@ -12,7 +12,7 @@ from .detectors import (
 )
 from .issues import find_issues
 from .probabilities import out_of_fold_head_probs, read_probabilities
-from .verdict import Evidence, label_issues, weigh_evidence
+from .verdict import Evidence, label_issues, posterior, weigh_evidence
 
 __all__ = [
     "Detection",
@@ -25,6 +25,7 @@ __all__ = [
     "list_detectors",
     "neighbor_probs",
     "out_of_fold_head_probs",
+    "posterior",
     "read_probabilities",
     "register_detector",
     "weigh_evidence",

@@ -161,6 +161,23 @@ def weigh_evidence(sources: Sequence[np.ndarray], labels: np.ndarray) -> Evidenc
     )
 
 
+def posterior(evidence: Evidence, labels: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+    """``(n, K)``: each image's true class given its evidence *and* its given label, under the fitted
+    noise model (the given class keeps ``1 - doubt``; the rest is shared as the wrong-label mix says).
+    ``probs``: calibrated evidence of other images, judged by the same fit (default ``evidence.probs``)."""
+    probs = evidence.probs if probs is None else np.asarray(probs)
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    k = probs.shape[1]
+    given = probs[rows, labels]
+    # P(given label g | true class c != g): uniformly any other class, or g in proportion to p_g / (1 - p_c)
+    u = evidence.uniform_share
+    likely = evidence.noise_rate * (u / (k - 1) + (1 - u) * given[:, None] / np.clip(1 - probs, 1e-6, None))
+    likely[rows, labels] = 1 - evidence.noise_rate
+    joint = probs * likely
+    return joint / np.maximum(joint.sum(1, keepdims=True), 1e-300)
+
+
 def judge(
     labels: np.ndarray, sources: Sequence[np.ndarray], *, filter_by: str, min_doubt: float = MIN_DOUBT
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Evidence]:
