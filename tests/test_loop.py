@@ -256,7 +256,10 @@ def test_a_near_duplicate_is_never_asked_and_takes_the_answer(digits, tmp_path):
     data = result.dataset.set_index("sample_id")
     for a, b in pairs:
         other = b if a in asked else a
-        assert data.loc[other, "label_source"] == "propagated" and data.loc[other, "label"] == data.loc[a if a in asked else b, "label"]
+        assert (
+            data.loc[other, "label_source"] == "propagated"
+            and data.loc[other, "label"] == data.loc[a if a in asked else b, "label"]
+        )
 
 
 def test_a_labeling_database_of_schema_1_gains_the_loop_tables(tmp_path):

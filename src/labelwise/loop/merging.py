@@ -76,7 +76,9 @@ def _given_record(frame: pd.DataFrame, given: np.ndarray, skill: float, n_classe
         return pd.DataFrame(columns=["worker", "correct", "n"])
     agreement = float((frame["label"].to_numpy(int)[known] == labels[known]).mean())
     n = int(known.sum())
-    return pd.DataFrame({"worker": [GIVEN_WORKER], "correct": [given_accuracy(agreement, skill, n_classes) * n], "n": [n]})
+    return pd.DataFrame(
+        {"worker": [GIVEN_WORKER], "correct": [given_accuracy(agreement, skill, n_classes) * n], "n": [n]}
+    )
 
 
 def merge_round(
