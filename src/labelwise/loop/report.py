@@ -23,11 +23,9 @@ def label_set(ctx: Any) -> pd.DataFrame:
     codes, source = ctx.current()
     pool = ctx.pool
     classes = np.asarray(ctx.classes, dtype=object)
-    confidence = pd.Series(np.where(source == "given", np.nan, np.nan))
-    hist = state.history(ctx.engine)
-    if len(hist):
-        last = hist.groupby("sample_id").tail(1).set_index("sample_id")["confidence"]
-        confidence = pool["sample_id"].astype(str).map(last)
+    hist = state.history(ctx.engine)  # a label's confidence is its last change's; given labels have none
+    last = hist.groupby("sample_id").tail(1).set_index("sample_id")["confidence"]
+    confidence = pool["sample_id"].astype(str).map(last) if len(hist) else pd.Series(np.nan, index=pool.index)
     return pd.DataFrame(
         {
             "sample_id": pool["sample_id"],

@@ -18,10 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import write_table
 from ..data import Dataset
 from ..data.options import ReadOptions, as_read_options
-from ..errors import LabelwiseError
 from . import state
 from .context import LoopContext, collect_answers, open_context
 from .merging import decide_round, merge_round
@@ -30,8 +28,6 @@ from .scoring import Scores
 from .value import CHOICES, Candidates, reason
 
 log = logging.getLogger("labelwise")
-
-DB_FILE = "labels.db"
 
 
 @dataclass
@@ -221,9 +217,4 @@ def _reasons(queue: pd.DataFrame) -> str:
     return ", ".join(f"{n} {r}" for r, n in queue["reason"].value_counts().items())
 
 
-def _check_out(out: Path) -> None:
-    if (out / DB_FILE).exists():
-        raise LabelwiseError(f"{out}: already holds a loop; continue it with `labelwise loop {out}`")
-
-
-__all__ = ["LoopResult", "loop", "loop_status", "write_table"]
+__all__ = ["LoopResult", "loop", "loop_status"]
