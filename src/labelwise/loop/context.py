@@ -161,7 +161,7 @@ class LoopContext:
     def ask(self, queue: pd.DataFrame) -> None:
         """Make the round's queue open tasks in the labeling store (idempotent)."""
         times = self.times_asked()
-        rows = queue["row"].to_numpy(int) if "row" in queue.columns else self._rows(queue["sample_id"])
+        rows = self.queue_rows(queue)
         pool = self.pool
         self.store.ask(
             pd.DataFrame(
@@ -176,6 +176,12 @@ class LoopContext:
             )
         )
 
+    def queue_rows(self, queue: pd.DataFrame) -> np.ndarray:
+        """Pool rows of a queue: its ``row`` column when it was just chosen, else found by sample_id."""
+        if "row" in queue.columns:
+            return queue["row"].to_numpy(int)
+        return self._rows(queue["sample_id"])
+
     def _rows(self, sample_ids: pd.Series) -> np.ndarray:
         index = {s: i for i, s in enumerate(self.pool["sample_id"].astype(str))}
         return sample_ids.astype(str).map(index).to_numpy(int)
@@ -185,7 +191,7 @@ class LoopContext:
 
     def write_queue(self, number: int, queue: pd.DataFrame) -> Path:
         """``rounds/NNN/queue.csv``: the round's images with their paths, for people answering outside the page."""
-        rows = queue["row"].to_numpy(int) if "row" in queue.columns else self._rows(queue["sample_id"])
+        rows = self.queue_rows(queue)
         table = queue.drop(columns=[c for c in ("row",) if c in queue.columns]).assign(
             path=self.pool["path"].to_numpy()[rows]
         )
@@ -372,11 +378,12 @@ def collect_answers(ctx: LoopContext, number: int, queue: pd.DataFrame) -> bool:
     """Get round ``number``'s answers into the store; False when people are still answering."""
     wanted = ctx.times_asked()
     if ctx.recorded is not None:
-        have = ctx.answer_table().groupby("sample_id").size()
-        rows = queue["row"].to_numpy(int) if "row" in queue.columns else ctx._rows(queue["sample_id"])
+        answered = ctx.answer_table()
+        have = answered.groupby("sample_id").size()
+        rows = ctx.queue_rows(queue)
         ids = ctx.pool["sample_id"].astype(str).to_numpy()[rows]
         missing = pd.Series([s for s, r in zip(ids, rows) if have.get(s, 0) < wanted[r]])
-        handed = next_recorded(ctx.recorded, missing, ctx.answer_table())
+        handed = next_recorded(ctx.recorded, missing, answered)
         counts = ctx.store.record(handed, source="recorded answers")
         if len(handed) < len(missing):
             log.warning("round %d: %d asked image(s) have no recorded answer left", number, len(missing) - len(handed))
