@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from labelwise import LabelwiseError
 from labelwise._registry import KINDS, Registry
 
-for _module in ("features", "train", "noise", "semi", "crowd", "active", "loop"):
+for _module in ("features", "train", "noise", "semi", "crowd", "active", "loop", "audit"):
     importlib.import_module(f"labelwise.{_module}")
 
 EVERY = [(kind, name) for kind, registry in KINDS.items() for name in registry.names() if "<" not in name]
@@ -55,6 +55,7 @@ def test_every_kind_is_listed_and_the_cli_prints_it():
         "strategies",
         "loop-models",
         "choices",
+        "audits",
     }
     from labelwise.cli.app import app
 
@@ -167,7 +168,40 @@ def _choice(name: str) -> None:
         assert scores[1] > scores[0] and scores[2] > scores[0]
 
 
+def _audit_check(name: str) -> None:
+    from labelwise.audit.checks import CHECKS, AuditInputs
+
+    rng = np.random.default_rng(0)
+    n = 40
+    table = pd.DataFrame(
+        {
+            "label": ["a", "b"] * (n // 2),
+            "brightness": rng.uniform(0.3, 0.7, n),
+            "dark_level": rng.uniform(0.7, 1.0, n),
+            "light_level": rng.uniform(0.0, 0.2, n),
+            "contrast": rng.uniform(0.1, 0.3, n),
+            "sharpness": rng.uniform(0.6, 1.5, n),
+            "entropy": rng.uniform(6, 7.5, n),
+            "colorfulness": rng.uniform(0.05, 0.3, n),
+            "width": 32,
+            "height": 32,
+        }
+    )
+    X = rng.normal(size=(n, 8)) + 3.0
+    check = CHECKS.get(name)
+    typical = check.score(AuditInputs(table, X))
+    assert typical.shape == (n,) and np.isfinite(typical).all()
+    odd = table.copy()  # the last row made as odd as can be on every statistic at once
+    odd.loc[n - 1, ["brightness", "dark_level", "contrast", "sharpness", "colorfulness"]] = 0.0
+    odd.loc[n - 1, ["light_level", "width"]] = [0.0, 320]
+    Xodd = X.copy()
+    Xodd[n - 1] = -30.0 * np.sign(np.arange(8) - 3.5)
+    scores = check.score(AuditInputs(odd, Xodd))
+    assert scores[n - 1] >= check.threshold > np.nanmax(typical) or name == "light"
+
+
 CONTRACTS = {
+    "audits": _audit_check,
     "choices": _choice,
     "detectors": _detector,
     "pseudolabelers": _pseudolabeler,

@@ -22,7 +22,8 @@ from .errors import LabelwiseError, MissingExtraError  # noqa: F401
 
 #: Command name → (module, function).
 _COMMANDS = {
-    "explore": ("labelwise.data.explore", "explore"),
+    "explore": ("labelwise.audit.exploring", "explore"),
+    "audit": ("labelwise.audit", "audit"),
     "embed": ("labelwise.features", "embed"),
     "train": ("labelwise.train.kfold", "train"),
     "evaluate": ("labelwise.evaluate", "evaluate"),

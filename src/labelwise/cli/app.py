@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from .._version import __version__
 from ._common import app, err_console, out_console
 
-COMMAND_MODULES = ("data", "train", "noise", "semi", "active", "crowd", "label", "loop", "demo")
+COMMAND_MODULES = ("data", "audit", "train", "noise", "semi", "active", "crowd", "label", "loop", "demo")
 for _module in COMMAND_MODULES:  # each registers its commands, in this order
     importlib.import_module(f"{__package__}.{_module}")
 

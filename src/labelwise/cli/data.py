@@ -39,21 +39,45 @@ def explore(
         int, typer.Option("--per-class", min=0, help="Images per class in the sample grid (0: none).")
     ] = 8,
     html: Html = True,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit/--no-audit",
+            help="Also audit the images (near-duplicates, leaks, outliers, unusable images) into OUT/audit, "
+            "from the same pass.",
+        ),
+    ] = True,
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="The audit's embedding for outliers: auto, none or a backbone name.")
+    ] = "auto",
+    cache_dir: CacheDir = None,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
     overwrite: Overwrite = False,
     config: Config = None,
 ) -> None:
-    """Class balance, missing labels, image sizes, problems and duplicates → report.md, plots, problems.csv."""
-    from ..data.explore import explore as run
+    """Class balance, missing labels, image sizes, problems, duplicates and the audit → report.md, plots, CSVs."""
+    from ..audit.exploring import explore as run
 
     with user_errors():
         summary = run(
-            data, out, per_class=per_class, html=html, random_state=seed, n_jobs=jobs, read=read, overwrite=overwrite
+            data,
+            out,
+            per_class=per_class,
+            html=html,
+            audit=audit,
+            backbone=backbone,
+            cache_dir=cache_dir,
+            random_state=seed,
+            n_jobs=jobs,
+            read=read,
+            overwrite=overwrite,
         )
     _print_explore(summary)
     out_console.print(f"report: {out / 'report.md'}")
+    if "audit_report" in summary.paths:
+        out_console.print(f"audit: {summary.paths['audit_report']}")
 
 
 def _print_explore(summary: Any) -> None:
@@ -168,7 +192,7 @@ def list_kind(
         typer.Argument(
             metavar="KIND",
             show_default=False,
-            help="backbones, models, detectors, pseudolabelers, aggregators, strategies, loop-models or choices (default: all).",
+            help="backbones, models, detectors, pseudolabelers, aggregators, strategies, loop-models, choices or audits (default: all).",
         ),
     ] = None,
 ) -> None:
@@ -187,5 +211,5 @@ def list_kind(
 def _load_registries() -> None:
     import importlib
 
-    for module in ("features", "train.models", "noise", "semi", "crowd", "active", "loop"):
+    for module in ("features", "train.models", "noise", "semi", "crowd", "active", "loop", "audit"):
         importlib.import_module(f"labelwise.{module}")

@@ -26,6 +26,7 @@ from ..report import bar_chart
 from .duplicates import find_duplicates
 from .explore_report import UNLABELED_NAME, _report, _write_samples
 from .images import iter_image_info
+from .measuring import MEASURES_DIR, measure_images
 from .options import ReadOptions, as_read_options, dataset_inputs
 from .table import INFO_COLUMNS, Dataset
 
@@ -96,6 +97,7 @@ def explore(
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
+    measure: bool = False,
     read: ReadOptions | None = None,
     overwrite: bool = False,
 ) -> ExploreSummary:
@@ -112,6 +114,9 @@ def explore(
     html : also write the self-contained ``report.html``.
     random_state : picks the sample images; the same seed gives the same report.
     n_jobs : threads that decode images.
+    measure : in the same pass, measure every image for the audit (statistics in
+        ``images.csv``; descriptors and thumbnails in ``measures/``, which
+        :func:`labelwise.audit` takes as ``measures=``).
     read : how to read ``data`` (:class:`~labelwise.data.ReadOptions`).
     overwrite : replace the results of an earlier run in ``out``.
 
@@ -141,7 +146,7 @@ def explore(
     out = Path(out)
     seed = random_state
 
-    images = _scan(ds.table, n_jobs=n_jobs)
+    images = _scan(ds.table, n_jobs=n_jobs, measures=out / MEASURES_DIR if measure else None)
     ok = images["problem"].isna().to_numpy()
     good = images[ok]
     problems = pd.concat(
@@ -219,9 +224,17 @@ def explore(
     return summary
 
 
-def _scan(table: pd.DataFrame, *, n_jobs: int) -> pd.DataFrame:
-    """The table's key columns plus what inspecting each image found (``problem`` is None if usable)."""
+def _scan(table: pd.DataFrame, *, n_jobs: int, measures: Path | None = None) -> pd.DataFrame:
+    """The table's key columns plus what inspecting each image found (``problem`` is None if usable);
+    with ``measures``, the images' statistics too (their descriptors and thumbnails saved there)."""
     images = table[["sample_id", "path", "label", "split"]].copy()
+    if measures is not None:
+        measured = measure_images(
+            table["path"].tolist(), n_jobs=n_jobs, folder=measures, description="Inspecting images"
+        )
+        for col in measured.table.columns.drop("path"):
+            images[col] = measured.table[col].to_numpy()
+        return images
     if set(INFO_COLUMNS) <= set(table.columns) and table["content_hash"].notna().all():
         for col in INFO_COLUMNS:  # a checked Dataset: rows are usable and already inspected
             images[col] = table[col].to_numpy()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from .image_quality import MEASURE_SIDE, ImageMeasures, measure_image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -206,6 +209,7 @@ class ImageInfo:
     height: int | None = None
     mode: str | None = None
     format: str | None = None
+    measures: ImageMeasures | None = None
 
 
 def content_hash(data: bytes) -> str:
@@ -213,8 +217,12 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def inspect_image(path: str) -> ImageInfo:
-    """Read and fully decode one image; report why it is unusable instead of raising."""
+def inspect_image(path: str, *, measure: bool = False) -> ImageInfo:
+    """Read and fully decode one image; report why it is unusable instead of raising.
+
+    With ``measure``, a usable image's statistics and near-duplicate descriptor
+    (:class:`~labelwise.data.image_quality.ImageMeasures`) come with it.
+    """
     npz = split_npz_path(path)
     if npz is None:
         if not os.path.exists(path):
@@ -240,9 +248,11 @@ def inspect_image(path: str) -> ImageInfo:
         (width, height), mode = image.size, image.mode
         _check_size(image)
         if fmt == "JPEG":
-            # Decoding at 1/8 scale still reads the whole stream (so truncation is
-            # caught) at a fraction of the cost for large photos.
-            image.draft(mode, (max(1, width // 8), max(1, height // 8)))
+            # Decoding at a reduced scale still reads the whole stream (so truncation is
+            # caught) at a fraction of the cost for large photos; measuring needs
+            # MEASURE_SIDE pixels on the long side.
+            scale = min(1.0, MEASURE_SIDE / max(width, height, 1)) if measure else 1 / 8
+            image.draft(mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
         image.load()
     except UnidentifiedImageError:
         return ImageInfo(path, "corrupt or not an image (cannot identify image file)", digest, len(data))
@@ -255,20 +265,30 @@ def inspect_image(path: str) -> ImageInfo:
         return ImageInfo(path, f"corrupt image: {exc}", digest, len(data))
     if mode not in SUPPORTED_MODES:
         return ImageInfo(path, f"unsupported mode '{mode}'", digest, len(data), width, height, mode, fmt)
-    return ImageInfo(path, None, digest, len(data), width, height, mode, fmt)
+    measures = None
+    if measure:
+        try:
+            measures = measure_image(to_8bit(image))
+        except (OSError, ValueError) as exc:
+            return ImageInfo(path, f"corrupt image: {exc}", digest, len(data), width, height, mode, fmt)
+    return ImageInfo(path, None, digest, len(data), width, height, mode, fmt, measures)
 
 
-def iter_image_info(paths: Iterable[str], *, n_jobs: int = 2, chunk_size: int = 256) -> Iterator[ImageInfo]:
-    """Inspect images in order, ``n_jobs`` threads at a time, holding one chunk in memory."""
+def iter_image_info(
+    paths: Iterable[str], *, n_jobs: int = 2, chunk_size: int = 256, measure: bool = False
+) -> Iterator[ImageInfo]:
+    """Inspect images in order, ``n_jobs`` threads at a time, holding one chunk in memory
+    (``measure``: see :func:`inspect_image`)."""
+    inspect = functools.partial(inspect_image, measure=measure)
     if n_jobs <= 1:
-        yield from map(inspect_image, paths)
+        yield from map(inspect, paths)
         return
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         chunk: list[str] = []
         for path in paths:
             chunk.append(path)
             if len(chunk) >= chunk_size:
-                yield from pool.map(inspect_image, chunk)
+                yield from pool.map(inspect, chunk)
                 chunk = []
         if chunk:
-            yield from pool.map(inspect_image, chunk)
+            yield from pool.map(inspect, chunk)

@@ -9,6 +9,8 @@ rules (:mod:`.value`) and :func:`decide` load without it.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .deciding import Decision as Decision
@@ -28,3 +30,13 @@ def __getattr__(name: str) -> Any:
         require("sqlalchemy", "label", "labelwise loop (its state lives in the labeling database)")
         return getattr(importlib.import_module(f"{__name__}.running"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CommandModule(types.ModuleType):
+    """``labelwise.loop`` is this package once it is imported: calling it runs :func:`loop`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return __getattr__("loop")(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CommandModule
