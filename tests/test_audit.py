@@ -256,3 +256,53 @@ def test_streaming_memory_does_not_grow_with_the_number_of_images(tmp_path):
         grown.append(int(run.stdout.split()[-1]))  # KiB
     # 3,500 more images would hold 14 MB of thumbnails in memory; on disk they cost none.
     assert grown[1] - grown[0] < 6_000, grown
+
+
+def test_split_keeps_near_duplicates_together_and_warns_of_a_given_leak(planted, tmp_path, caplog):
+    csv, truth = planted
+    ds = labelwise.split(csv, tmp_path / "split.csv", valid_pct=0.3, folds=3)
+    table = ds.table.set_index("sample_id")
+    for name, (issue, source) in truth.items():
+        if issue in ("near_duplicate", "conflict"):
+            assert table.loc[name, "split"] == table.loc[source, "split"], name
+            assert table.loc[name, "fold"] == table.loc[source, "fold"], name
+    assert "split leaks: 1 near-duplicate group(s)" in caplog.text and "leak.png" in caplog.text
+    assert set(table["split"]) == {"train", "valid", "test"}
+    valid_share = (table["split"] == "valid").sum() / (table["split"] != "test").sum()
+    assert 0.2 < valid_share < 0.4  # still about the share asked for
+
+
+def test_clean_drops_the_audit_findings_and_keeps_one_image_of_each_group(planted, audited, tmp_path):
+    csv, truth = planted
+    result, _ = audited
+    cleaned = labelwise.clean(
+        csv, None, tmp_path / "clean.csv", drop=result.paths["audit"], drop_issues=["near_duplicate", "dark"]
+    )
+    kept = set(cleaned.table["sample_id"])
+    for name, (issue, source) in truth.items():
+        if issue == "near_duplicate":
+            assert (name in kept) != (source in kept), name  # exactly one of the pair stays
+    assert "dark.png" not in kept
+    chosen = result.findings[result.findings["issue"].isin(["near_duplicate", "dark"])]
+    untouched = set(pd.read_csv(csv)["path"]) - set(chosen["sample_id"]) - {"broken.png"}
+    assert (
+        untouched <= kept and len(kept) == len(untouched) + chosen.query("issue == 'near_duplicate'")["group"].nunique()
+    )
+    with pytest.raises(labelwise.LabelwiseError, match=r"unknown audit issue\(s\) 'darkness'"):
+        labelwise.clean(csv, None, tmp_path / "c2.csv", drop=result.paths["audit"], drop_issues=["darkness"])
+    with pytest.raises(labelwise.LabelwiseError, match="not an audit table"):
+        labelwise.clean(csv, None, tmp_path / "c3.csv", drop=result.paths["summary"])
+
+
+def test_train_warns_when_its_held_out_split_leaks(planted, tmp_path, caplog):
+    csv, _ = planted
+    table = pd.read_csv(csv)
+    table = table[table["path"] != "broken.png"]
+    table.to_csv(csv.parent / "usable.csv", index=False)
+    labelwise.train(csv.parent / "usable.csv", tmp_path / "a", model="linear", folds=2, cache_dir=tmp_path / "c")
+    assert "held-out split leaks: 1 near-duplicate group(s)" in caplog.text and "b010.png ~ leak.png" in caplog.text
+    caplog.clear()
+    labelwise.train(
+        csv.parent / "usable.csv", tmp_path / "b", model="linear", folds=2, cache_dir=tmp_path / "c", check_leaks=False
+    )
+    assert "leaks" not in caplog.text

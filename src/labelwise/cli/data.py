@@ -109,6 +109,13 @@ def split(
     keep_existing: Annotated[
         bool, typer.Option("--keep-existing", help="Keep a valid split given in the input; only assign folds.")
     ] = False,
+    near_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--near-duplicates/--no-near-duplicates",
+            help="Keep near-duplicate images in one split and fold, and warn when given splits divide them.",
+        ),
+    ] = True,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
@@ -125,6 +132,7 @@ def split(
             valid_pct=valid_pct,
             folds=folds,
             keep_existing=keep_existing,
+            near_duplicates=near_duplicates,
             random_state=seed,
             n_jobs=jobs,
             read=read,

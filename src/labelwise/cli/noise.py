@@ -169,10 +169,19 @@ def issues(
 @reads_dataset
 def clean(
     data: Data,
-    issues_file: Annotated[
-        Path, typer.Option("--issues", help="label_issues.csv from `labelwise issues` (or its folder).")
-    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="New labels table (.csv or .parquet); never the input.")],
+    issues_file: Annotated[
+        str | None,
+        typer.Option(
+            "--issues",
+            help="label_issues.csv from `labelwise issues` (or its folder); with --drop, the audit's issue types "
+            "to drop instead, comma-separated (default all).",
+        ),
+    ] = None,
+    drop: Annotated[
+        Path | None,
+        typer.Option("--drop", help="audit.csv from `labelwise audit`: write the table without its findings."),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(
@@ -192,6 +201,14 @@ def clean(
     from ..noise import clean as run
 
     with user_errors():
-        ds = run(data, issues_file, out, policy=policy, ls_root=ls_root, n_jobs=jobs, read=read, overwrite=overwrite)
+        if drop is not None:
+            types = [t.strip() for t in issues_file.split(",") if t.strip()] if issues_file else None
+            ds = run(data, None, out, drop=drop, drop_issues=types, n_jobs=jobs, read=read, overwrite=overwrite)
+        else:
+            if issues_file is None:
+                raise typer.BadParameter("give --issues label_issues.csv (or --drop audit.csv)", param_hint="--issues")
+            ds = run(
+                data, issues_file, out, policy=policy, ls_root=ls_root, n_jobs=jobs, read=read, overwrite=overwrite
+            )
     counts = ds.table["label_source"].fillna("unlabeled").value_counts().to_dict()
     out_console.print(" · ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f" → {out}")

@@ -134,6 +134,13 @@ def train(
     overfit_batch: Annotated[
         bool, typer.Option("--overfit-batch", help="Sanity check: fit one batch, report if the loss reaches ~0.")
     ] = False,
+    leak_check: Annotated[
+        bool,
+        typer.Option(
+            "--leak-check/--no-leak-check",
+            help="Warn when near-duplicates of held-out images are in the training rows.",
+        ),
+    ] = True,
     skip_missing: Annotated[
         bool, typer.Option("--skip-missing", help="Train without labeled images that do not exist.")
     ] = False,
@@ -193,6 +200,7 @@ def train(
             resume=resume,
             overfit_batch=overfit_batch,
             skip_missing=skip_missing,
+            check_leaks=leak_check,
             tensorboard=tensorboard,
             mlflow=mlflow,
             html=html,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from .._run import recorded
 from ..errors import LabelwiseError
@@ -28,8 +28,13 @@ def split_table(
     folds: int = 5,
     random_state: int = 0,
     keep_existing: bool = False,
+    groups: pd.Series | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Return a copy of ``table`` with a stratified ``split`` and a ``fold`` column.
+
+    With ``groups`` (one id per row, -1 for a row alone: near-duplicate groups), the members of a
+    group stay in one split and one fold (scikit-learn's ``StratifiedGroupKFold``: the valid split
+    is one of its ``round(1 / valid_pct)`` folds, so it stays stratified as far as the groups allow).
 
     Labeled rows outside ``test`` are split into ``train`` / ``valid`` (``valid_pct``
     of each class, at least one per class when possible); ``test`` and unlabeled rows
@@ -51,6 +56,7 @@ def split_table(
     if folds < 0 or folds == 1:
         raise LabelwiseError(f"folds must be 0 (none) or at least 2, got {folds}")
     out = table.copy()
+    group_ids = None if groups is None else _group_ids(np.asarray(groups))
     labeled = out["label"].notna()
     if "split" not in out.columns:
         out["split"] = np.where(labeled, "train", "unlabeled")
@@ -67,7 +73,13 @@ def split_table(
                     f"valid_pct={valid_pct} leaves no training images ({len(idx)} labeled images, "
                     f"{stratify.nunique()} classes)"
                 )
-            _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=random_state)
+            if group_ids is None:
+                _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=random_state)
+            else:
+                n_parts = max(2, round(1 / valid_pct))
+                parts = StratifiedGroupKFold(n_splits=n_parts, shuffle=True, random_state=random_state)
+                _, chosen = next(parts.split(np.zeros(len(idx)), stratify, group_ids[out.index.get_indexer(idx)]))
+                valid_idx = idx[chosen]
             split[valid_idx] = "valid"
     out["split"] = split
     out["fold"] = -1
@@ -76,13 +88,43 @@ def split_table(
         if len(train_idx) < folds:
             raise LabelwiseError(f"{folds} folds need at least {folds} training images, found {len(train_idx)}")
         stratify = _stratify_labels(out.loc[train_idx, "label"], need=folds, what=f"{folds}-fold assignment")
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
         fold = np.full(len(train_idx), -1)
-        for k, (_, test) in enumerate(skf.split(np.zeros(len(train_idx)), stratify)):
+        if group_ids is None:
+            assignments = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state).split(
+                np.zeros(len(train_idx)), stratify
+            )
+        else:
+            assignments = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state).split(
+                np.zeros(len(train_idx)), stratify, group_ids[out.index.get_indexer(train_idx)]
+            )
+        for k, (_, test) in enumerate(assignments):
             fold[test] = k
         out.loc[train_idx, "fold"] = fold
     out["fold"] = out["fold"].astype("int64")
     return out
+
+
+def _group_ids(groups: np.ndarray) -> np.ndarray:
+    """Group ids with every row alone (-1) given a group of its own."""
+    ids = groups.astype(np.int64).copy()
+    alone = ids < 0
+    ids[alone] = ids.max(initial=-1) + 1 + np.arange(int(alone.sum()))
+    return ids
+
+
+def leaking_groups(table: pd.DataFrame, groups: pd.Series | np.ndarray) -> list[tuple[str, str]]:
+    """One ``(sample_id, sample_id)`` example per group whose members lie in more than one of
+    train / valid / test."""
+    parts = table["split"].where(table["split"].isin(["train", "valid", "test"]))
+    frame = pd.DataFrame({"id": table["sample_id"].to_numpy(), "part": parts.to_numpy(), "group": np.asarray(groups)})
+    frame = frame[(frame["group"] >= 0) & frame["part"].notna()]
+    examples = []
+    for _, members in frame.groupby("group", sort=True):
+        if members["part"].nunique() > 1:
+            first = members.iloc[0]
+            other = members[members["part"] != first["part"]].iloc[0]
+            examples.append((str(first["id"]), str(other["id"])))
+    return examples
 
 
 def _stratify_labels(labels: pd.Series, *, need: int, what: str) -> pd.Series:
@@ -112,6 +154,7 @@ def split(
     valid_pct: float = 0.2,
     folds: int = 5,
     keep_existing: bool = False,
+    near_duplicates: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
     read: ReadOptions | None = None,
@@ -121,7 +164,11 @@ def split(
 
     ``out`` is a ``.csv`` or ``.parquet`` path; ``classes.json`` (and ``<stem>.problems.csv``
     when inputs were excluded) are written beside it, with the run's record
-    (``<stem>.run.json``, ``<stem>.config.yaml``). ``read`` says how to read ``data``.
+    (``<stem>.run.json``, ``<stem>.config.yaml``). ``read`` says how to read ``data``. With
+    ``near_duplicates`` (the default), near-duplicate images are found first
+    (:func:`~labelwise.data.near_duplicates.near_duplicate_groups`) and each group kept in one
+    split and fold; a group that the given splits already divide (e.g. train and a given test
+    split) is warned about.
     Returns a new :class:`Dataset` (a given one is not changed).
 
     Examples
@@ -140,9 +187,30 @@ def split(
     if out is not None and Path(out).suffix.lower() not in {".csv", ".parquet"}:
         raise LabelwiseError(f"{out}: the split table must end in .csv or .parquet")
     ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
+    groups = None
+    if near_duplicates and len(ds.table) > 1:
+        from .near_duplicates import near_duplicate_groups
+
+        groups = near_duplicate_groups(ds.table, n_jobs=n_jobs)
+        n_groups = int(groups[groups >= 0].nunique())
+        log.info("split: %d near-duplicate group(s) (%d images) kept together", n_groups, int((groups >= 0).sum()))
     table = split_table(
-        ds.table, valid_pct=valid_pct, folds=folds, random_state=random_state, keep_existing=keep_existing
+        ds.table,
+        valid_pct=valid_pct,
+        folds=folds,
+        random_state=random_state,
+        keep_existing=keep_existing,
+        groups=groups,
     )
+    if groups is not None:
+        leaks = leaking_groups(table, groups.to_numpy())
+        if leaks:
+            log.warning(
+                "split leaks: %d near-duplicate group(s) span the given splits (e.g. %s ~ %s); "
+                "an evaluation on them is optimistic",
+                len(leaks),
+                *leaks[0],
+            )
     result = Dataset(table, list(ds.classes), ds.problems, ds.source)
     if out is not None:
         out = Path(out)

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._io import note_input, write_json, write_table
@@ -68,10 +69,12 @@ def clean_labels(
 @recorded("clean", inputs=dataset_inputs(files=("issues", "ls_root")), single_file=True)
 def clean(
     data: Dataset | str | os.PathLike[str],
-    issues: str | os.PathLike[str] | pd.DataFrame,
+    issues: str | os.PathLike[str] | pd.DataFrame | None,
     out: str | os.PathLike[str],
     *,
     policy: str = "relabel",
+    drop: str | os.PathLike[str] | pd.DataFrame | None = None,
+    drop_issues: list[str] | None = None,
     ls_root: str | os.PathLike[str] | None = None,
     n_jobs: int = 2,
     read: ReadOptions | None = None,
@@ -79,13 +82,27 @@ def clean(
 ) -> Dataset:
     """Read ``data`` and ``issues`` (``label_issues.csv``), write the cleaned table to ``out``
     (``.csv``/``.parquet``, with ``classes.json`` beside it); ``review`` also writes
-    ``<stem>.review.csv`` and ``<stem>.label_studio.json``. ``out`` is never an input."""
+    ``<stem>.review.csv`` and ``<stem>.label_studio.json``. ``out`` is never an input.
+
+    ``drop`` (an ``audit.csv`` of :func:`labelwise.audit`) removes the rows with findings of
+    the types in ``drop_issues`` (default every type found); of a near-duplicate or leak group
+    one member stays, the first labeled one in table order. ``issues`` may then be ``None``.
+    """
     out = Path(out)
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise LabelwiseError(f"{out}: --out must end in .csv or .parquet")
     ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
+    if issues is None:
+        if drop is None:
+            raise LabelwiseError("clean needs label issues (--issues) or an audit to drop from (--drop)")
+        table = drop_findings(ds.table, _read_audit(drop), drop_issues)
+        cleaned = Dataset(table.reset_index(drop=True), ds.classes, ds.problems, ds.source)
+        cleaned.save(out.parent, name=out.name)
+        return cleaned
     where = "issues"
-    if not isinstance(issues, pd.DataFrame):
+    if isinstance(issues, pd.DataFrame):
+        found = issues
+    else:
         path = Path(issues)
         if path.is_dir():
             path = path / "label_issues.csv"
@@ -94,22 +111,24 @@ def clean(
         note_input(path)
         where = str(path)
         try:
-            issues = pd.read_csv(path, dtype={"sample_id": str, "given_label": str, "suggested_label": str})
+            found = pd.read_csv(path, dtype={"sample_id": str, "given_label": str, "suggested_label": str})
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
-    if "is_issue" in issues and "suggested_label" in issues:
-        flagged = issues["is_issue"].astype(str).str.lower().isin({"true", "1"})
-        bad = sorted(set(issues.loc[flagged, "suggested_label"].astype(str)) - set(ds.classes))
+    if "is_issue" in found and "suggested_label" in found:
+        flagged = found["is_issue"].astype(str).str.lower().isin({"true", "1"})
+        bad = sorted(set(found.loc[flagged, "suggested_label"].astype(str)) - set(ds.classes))
         if bad:
             raise LabelwiseError(
                 f"{where}: suggested label {bad[0]!r} is not in the class list ({', '.join(ds.classes[:10])})"
             )
-        issues = issues.assign(is_issue=flagged)
-    table = clean_labels(ds.table, issues, policy, where=where)
+        found = found.assign(is_issue=flagged)
+    table = clean_labels(ds.table, found, policy, where=where)
+    if drop is not None:
+        table = drop_findings(table, _read_audit(drop), drop_issues).reset_index(drop=True)
     cleaned = Dataset(table, ds.classes, ds.problems, ds.source)
     cleaned.save(out.parent, name=out.name)
     if policy == "review":
-        flagged = issues[issues["is_issue"].astype(bool)].copy()
+        flagged = found[found["is_issue"].astype(bool)].copy()
         flagged["decision"] = ""
         write_table(out.with_name(out.stem + ".review.csv"), flagged)
         tasks = label_studio_tasks(
@@ -126,3 +145,65 @@ def clean(
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the folder the image URLs are relative to"
         )
     return cleaned
+
+
+AUDIT_COLUMNS = ("sample_id", "issue", "group")
+GROUP_ISSUES = ("near_duplicate", "leak")
+# The types labelwise.audit writes (read as a plain table: noise never imports the audit).
+AUDIT_ISSUES = (
+    "near_duplicate",
+    "leak",
+    "conflict",
+    "outlier",
+    "class_outlier",
+    "dark",
+    "light",
+    "blurry",
+    "low_information",
+    "grayscale",
+    "odd_aspect_ratio",
+    "odd_size",
+)
+
+
+def _read_audit(audit: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(audit, pd.DataFrame):
+        return audit
+    path = Path(audit)
+    if path.is_dir():
+        path = path / "audit.csv"
+    if not path.is_file():
+        raise LabelwiseError(f"{path}: audit file not found; run `labelwise audit` first")
+    note_input(path)
+    try:
+        table = pd.read_csv(path, dtype={"sample_id": str, "related_sample_id": str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
+    missing = [c for c in AUDIT_COLUMNS if c not in table.columns]
+    if missing:
+        raise LabelwiseError(f"{path}: not an audit table, no column {', '.join(missing)} (see `labelwise audit`)")
+    return table
+
+
+def drop_findings(table: pd.DataFrame, audit: pd.DataFrame, issues: list[str] | None = None) -> pd.DataFrame:
+    """``table`` without the rows the audit found with ``issues`` (default every type in it); one
+    member of each near-duplicate / leak group stays (the first labeled one in table order)."""
+    chosen = sorted(audit["issue"].unique()) if issues is None else list(issues)
+    unknown = [i for i in chosen if i not in AUDIT_ISSUES]
+    if unknown:
+        raise LabelwiseError(
+            f"unknown audit issue(s) {', '.join(map(repr, unknown))}; choose from: {', '.join(AUDIT_ISSUES)}"
+        )
+    found = audit[audit["issue"].isin(chosen)]
+    dropped = set(found.loc[~found["issue"].isin(GROUP_ISSUES), "sample_id"])
+    grouped = found[found["issue"].isin(GROUP_ISSUES)].drop_duplicates("sample_id")
+    if len(grouped):
+        members = table[["sample_id", "label"]].reset_index(drop=True)
+        members = members.assign(order=np.arange(len(members)))
+        members = members.merge(grouped[["sample_id", "group"]], on="sample_id")
+        keep = members.assign(unlabeled=members["label"].isna()).sort_values(["group", "unlabeled", "order"])
+        kept = set(keep.drop_duplicates("group")["sample_id"])
+        dropped |= set(members["sample_id"]) - kept
+    n = int(table["sample_id"].isin(dropped).sum())
+    log.info("clean: %d row(s) dropped for %s", n, ", ".join(chosen))
+    return table[~table["sample_id"].isin(dropped)]
