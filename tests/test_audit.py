@@ -306,3 +306,20 @@ def test_train_warns_when_its_held_out_split_leaks(planted, tmp_path, caplog):
         csv.parent / "usable.csv", tmp_path / "b", model="linear", folds=2, cache_dir=tmp_path / "c", check_leaks=False
     )
     assert "leaks" not in caplog.text
+
+
+def test_query_never_asks_twice_about_one_picture(planted, tmp_path):
+    csv, truth = planted
+    table = pd.read_csv(csv)
+    table = table[table["path"] != "broken.png"].copy()
+    copies = {name: source for name, (issue, source) in truth.items() if issue == "near_duplicate"}
+    table.loc[table["path"].isin(list(copies) + list(copies.values())), "label"] = None  # both unlabeled
+    table.loc[table["path"] == "b011.png", "label"] = None  # conflict.jpg's source: its copy is labeled
+    table.to_csv(csv.parent / "pool.csv", index=False)
+    kwargs = {"n": 11, "strategy": "random", "model": "logreg", "backbone": "pixels", "cache_dir": tmp_path / "c"}
+    plain = labelwise.query(csv.parent / "pool.csv", tmp_path / "a", near_duplicates=False, **kwargs)
+    asked = labelwise.query(csv.parent / "pool.csv", tmp_path / "b", **kwargs)
+    assert set(plain.table["sample_id"]) >= {"b011.png"}  # every unlabeled image, when nothing is skipped
+    picked = set(asked.table["sample_id"])
+    assert "b011.png" not in picked and asked.figures["n_skipped_near_duplicates"] >= 1
+    assert all(not (name in picked and source in picked) for name, source in copies.items())

@@ -15,6 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
+from ..data.near_duplicates import near_duplicate_groups
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .models import DEFAULT_MODEL, SEMI_SUPERVISED, get_loop_model, make_model
@@ -57,6 +58,7 @@ def query(
     root: str | os.PathLike[str] | None = None,
     url_prefix: str | None = None,
     html: bool = True,
+    near_duplicates: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
     read: ReadOptions | None = None,
@@ -68,7 +70,10 @@ def query(
     embeddings (cached; default :func:`~labelwise.features.auto_backbone`: ImageNet features for
     colour photos, else ``simclr`` when PyTorch is installed, else ``pixels``);
     ``strategy`` (see :func:`~labelwise.active.list_strategies`) then ranks the unlabeled
-    ones. The model's prediction for each pick becomes a Label Studio pre-annotation.
+    ones. The model's prediction for each pick becomes a Label Studio pre-annotation. With
+    ``near_duplicates`` (the default) a person is never asked twice about one picture: an image
+    that is a near-duplicate of a labeled image or of an earlier pick is skipped (the batch may
+    then hold fewer than ``n``; ``n_skipped_near_duplicates`` says how many were skipped).
 
     Writes to ``out``: ``query.csv`` (``rank, sample_id, path, score, predicted_label,
     probability``; ``score`` is the strategy's, higher = more useful),
@@ -137,10 +142,12 @@ def query(
         raise LabelwiseError(
             f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)"
         )
+    groups = near_duplicate_groups(table, n_jobs=n_jobs).to_numpy() if near_duplicates else None
+    extra = 0 if groups is None else min(n, int(((groups >= 0) & (labels < 0)).sum()))
     picked = select(
         embeddings,
         labels,
-        n,
+        min(n + extra, int((labels < 0).sum())),
         strategy=strategy,
         model=fitted,
         inputs=inputs,
@@ -148,13 +155,15 @@ def query(
         batch_size=batch_size,
         random_state=random_state,
     )
-    rows = picked.rows
+    rows, scores, skipped = _once_per_picture(picked.rows, picked.scores, labels, groups, n)
+    if skipped:
+        log.info("query: %d near-duplicate(s) of images labeled or already chosen skipped", skipped)
     result = pd.DataFrame(
         {
             "rank": np.arange(1, len(rows) + 1),
             "sample_id": table["sample_id"].to_numpy()[rows],
             "path": table["path"].to_numpy()[rows],
-            "score": np.round(picked.scores, 6),
+            "score": np.round(scores, 6),
         }
     )
     if fitted is not None:
@@ -168,6 +177,7 @@ def query(
     version = f"labelwise-{strategy}-{model}{'-semi' if semi else ''}-{backbone}{f'-pca{pca}' if pca else ''}"
     info = {
         "n_picked": len(result),
+        "n_skipped_near_duplicates": skipped,
         "n_unlabeled": int(unlabeled.sum()),
         "n_labeled": int((labels >= 0).sum()),
         "strategy": strategy,
@@ -181,6 +191,28 @@ def query(
     if out is not None:
         _write(Path(out), result, ds.classes, info, root=root, url_prefix=url_prefix, html=html)
     return QueryResult(result, info)
+
+
+def _once_per_picture(
+    rows: np.ndarray, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, n: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The first ``n`` of ``rows`` (in rank order) that are not near-duplicates of a labeled image or
+    of an earlier pick, their scores, and how many were skipped."""
+    if groups is None:
+        return rows[:n], scores[:n], 0
+    seen = set(groups[(labels >= 0) & (groups >= 0)].tolist())
+    keep = []
+    for k, row in enumerate(rows):
+        group = int(groups[row])
+        if group >= 0 and group in seen:
+            continue
+        if group >= 0:
+            seen.add(group)
+        keep.append(k)
+        if len(keep) == n:
+            break
+    chosen = np.asarray(keep, dtype=np.int64)
+    return rows[chosen], scores[chosen], (chosen[-1] + 1 - len(chosen)) if len(chosen) else 0
 
 
 def pixels_of(ds: Dataset, model: str = "cnn", *, n_jobs: int = 2) -> np.ndarray:

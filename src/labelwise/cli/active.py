@@ -90,6 +90,13 @@ def query(
         str | None, typer.Option("--url-prefix", help="Serve images from PREFIX/<relative path>.")
     ] = None,
     html: Html = True,
+    near_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--near-duplicates/--no-near-duplicates",
+            help="Never ask about a near-duplicate of a labeled image or of another pick.",
+        ),
+    ] = True,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
@@ -118,6 +125,7 @@ def query(
             root=root,
             url_prefix=url_prefix,
             html=html,
+            near_duplicates=near_duplicates,
             random_state=seed,
             n_jobs=jobs,
             read=read,
