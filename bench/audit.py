@@ -51,6 +51,20 @@ both with the truth joined, and ``copies.csv`` (each planted copy: was it linked
     python bench/audit.py                       # both tools, full size
     python bench/audit.py --quick --labelwise-only
     python bench/audit.py --skip-labelwise      # the CleanVision anchor only
+    python bench/audit.py --scale 100000        # time and memory on 100,000 generated images
+
+``--scale N``: no planted issues and no scoring; N distinct images (cached in ``scale-N``), each a
+random crop (20-32 px a side), a horizontal flip half the time and a brightness / contrast /
+saturation jitter (×0.7-1.3 each) of a random CIFAR-10 test image, resized to 48-64 px a side
+(PNG), split 80/20 and listed in ``dataset.csv`` (``warmup.csv``: its first rows). Each tool then runs in its own process, one
+after the other: ``labelwise.audit(backbone="none")`` (image statistics and near-duplicates, no
+embeddings; the time includes ``load_dataset``) and CleanVision's default checks. Reported per
+tool: the call's seconds and images/s, the process's wall seconds, the peak RSS of its largest
+process (``wait4``), the peak RSS and PSS summed over its processes (sampled from /proc every
+0.5 s; CleanVision's workers are processes, labelwise's threads), and for labelwise the memory of
+the loaded table (RSS after ``load_dataset`` minus before, once a warm-up load has made the
+imports) and the peak above it. Added to
+``figures.json`` under ``scale.N``; logs and the tools' outputs in ``--out``/``scale-N``.
 
 The anchor's environment: python -m venv /work/scratch/cv-venv && /work/scratch/cv-venv/bin/pip install cleanvision==0.3.7
 """
@@ -589,6 +603,220 @@ def write_copies(out: Path, truth: pd.DataFrame, found: list[Findings]) -> None:
     copies.to_csv(out / "copies.csv", index=False)
 
 
+# ---------------------------------------------------------------- the scale run
+
+SCALE_VERSION = 1
+
+SCALE_LABELWISE_CHILD = """
+import json, resource, sys, time
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+start = time.perf_counter()
+import labelwise
+labelwise.load_dataset(sys.argv[1].replace("dataset.csv", "warmup.csv"), check=False)  # the imports it makes
+before = rss_mb()
+t = time.perf_counter()
+ds = labelwise.load_dataset(sys.argv[1], check=False, n_jobs=int(sys.argv[3]))
+load_s = time.perf_counter() - t
+loaded = rss_mb()
+table_mb = int(ds.table.memory_usage(deep=True).sum()) / 2**20
+t2 = time.perf_counter()
+result = labelwise.audit(ds, sys.argv[2], backbone="none", n_jobs=int(sys.argv[3]))
+audit_s = time.perf_counter() - t2
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({
+    "seconds": load_s + audit_s, "load_s": load_s, "audit_s": audit_s, "imports_s": t - start,
+    "version": labelwise.__version__, "rss_before_load_mb": before, "rss_after_load_mb": loaded,
+    "table_rss_mb": loaded - before, "table_deep_mb": table_mb, "peak_self_mb": peak,
+    "audit_over_table_mb": peak - loaded, "findings": result.findings["issue"].value_counts().to_dict(),
+}))
+"""
+
+
+def scale_build(data_dir: Path, *, n: int, seed: int) -> None:
+    """``n`` distinct images, each a random crop, flip and colour jitter of a CIFAR-10 test image
+    resized to 48-64 px a side (PNG), listed in ``dataset.csv`` (``path,label,split``)."""
+    rng = np.random.default_rng(seed)
+    cifar = np.load(CIFAR)
+    pixels, labels, classes = cifar["images"], cifar["labels"], [str(c) for c in cifar["classes"]]
+    tmp = data_dir.with_name(data_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    seen: set[bytes] = set()
+    rows: list[tuple[str, str, str, int]] = []
+    while len(rows) < n:
+        base = int(rng.integers(len(labels)))
+        cw, ch = (int(v) for v in rng.integers(20, 33, 2))
+        left, top = int(rng.integers(0, 33 - cw)), int(rng.integers(0, 33 - ch))
+        image = Image.fromarray(pixels[base]).crop((left, top, left + cw, top + ch))
+        if rng.random() < 0.5:
+            image = ImageOps.mirror(image)
+        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            image = enhance(image).enhance(float(rng.uniform(0.7, 1.3)))
+        size = tuple(int(v) for v in rng.integers(48, 65, 2))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+        key = image.tobytes() + bytes(size)
+        if key in seen:
+            continue
+        seen.add(key)
+        k = len(rows)
+        path = f"images/{k // 1000:03d}/{k:06d}.png"
+        if k % 1000 == 0:
+            (tmp / path).parent.mkdir(parents=True)
+        image.save(tmp / path)
+        split = "train" if rng.random() < TRAIN_SHARE else "test"
+        rows.append((path, classes[int(labels[base])], split, base))
+    table = pd.DataFrame(rows, columns=["path", "label", "split", "cifar_index"])
+    table[["path", "label", "split"]].to_csv(tmp / "dataset.csv", index=False)
+    table[["path", "label", "split"]].head(2).to_csv(tmp / "warmup.csv", index=False)
+    table[["path", "cifar_index"]].to_csv(tmp / "sources.csv", index=False)
+    manifest = {"version": SCALE_VERSION, "seed": seed, "n_images": n, "n_sources": int(table["cifar_index"].nunique())}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    tmp.rename(data_dir)
+
+
+def scale_data(data_dir: Path, *, n: int, seed: int, rebuild: bool) -> float | None:
+    """Build the scale set unless cached; the seconds the build took (None when cached)."""
+    want = {"version": SCALE_VERSION, "seed": seed, "n_images": n}
+    manifest = data_dir / "manifest.json"
+    if data_dir.exists() and not manifest.exists():
+        sys.exit(f"{data_dir} exists but holds no manifest.json: refusing to replace it")
+    if data_dir.exists() and not rebuild:
+        have = json.loads(manifest.read_text())
+        if {k: have.get(k) for k in want} == want:
+            print(f"scale set: {data_dir} (cached, {n:,} images from {have['n_sources']:,} CIFAR images)")
+            return None
+        print(f"{data_dir} was built with {have}, not {want}: rebuilding")
+    t = time.perf_counter()
+    scale_build(data_dir, n=n, seed=seed)
+    seconds = time.perf_counter() - t
+    print(f"scale set: built {n:,} images in {seconds:.1f} s into {data_dir}")
+    return seconds
+
+
+def tree_memory(pid: int) -> tuple[float, float]:
+    """Resident and proportional set size (MiB) of ``pid`` and its descendants, from /proc."""
+    parents: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            parents[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
+    todo, rss, pss = [pid], 0, 0
+    while todo:
+        p = todo.pop()
+        todo += parents.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+def run_measured(command: list[str], log: Path) -> dict[str, Any]:
+    """Run ``command``; its result line (JSON), wall seconds, the peak RSS of its largest process
+    (``wait4``'s ``ru_maxrss``) and the peak RSS / PSS summed over its process tree (sampled)."""
+    t = time.perf_counter()
+    with log.open("w") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "MPLBACKEND": "Agg"})
+        tree_rss = tree_pss = 0.0
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            rss, pss = tree_memory(child.pid)
+            tree_rss, tree_pss = max(tree_rss, rss), max(tree_pss, pss)
+            time.sleep(0.5)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    if child.returncode:
+        sys.exit(f"{command[0]} failed (exit {child.returncode}); see {log}")
+    result = json.loads(log.read_text().strip().splitlines()[-1])
+    result.update(
+        wall_s=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_tree_rss_mb=tree_rss,
+        peak_tree_pss_mb=tree_pss,
+    )
+    return result
+
+
+def scale_cleanvision(python: str, data_dir: Path, out: Path, jobs: int) -> dict[str, Any]:
+    listing = out / "cleanvision_files.txt"
+    paths = pd.read_csv(data_dir / "dataset.csv")["path"]
+    listing.write_text("".join(f"{data_dir / p}\n" for p in paths))
+    result = run_measured([python, "-c", CLEANVISION_CHILD, str(listing), str(out), str(jobs)], out / "cleanvision.log")
+    issues = pd.read_csv(out / "cleanvision_issues.csv")
+    result["findings"] = {
+        c[3:-6]: int(issues[c].sum()) for c in issues.columns if c.startswith("is_") and issues[c].any()
+    }
+    sets = json.loads((out / "cleanvision_sets.json").read_text())
+    result["findings"].update({f"{k}_sets": len(v) for k, v in sets.items()})
+    return result
+
+
+def run_scale(args: argparse.Namespace, out: Path) -> None:
+    n = args.scale
+    data_dir = (args.data_dir or SCRATCH / f"scale-{n}").resolve()
+    run_dir = out / f"scale-{n}"
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work skews wall times)")
+    build_s = scale_data(data_dir, n=n, seed=args.seed, rebuild=args.rebuild)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    csv = data_dir / "dataset.csv"
+    results: dict[str, dict[str, Any]] = {}
+    if not args.skip_labelwise:
+        command = [sys.executable, "-c", SCALE_LABELWISE_CHILD, str(csv), str(run_dir / "labelwise"), str(args.jobs)]
+        results["labelwise"] = run_measured(command, run_dir / "labelwise.log")
+        print(f"labelwise done: {results['labelwise']['wall_s']:.1f} s")
+    if not args.labelwise_only:
+        if not Path(args.cleanvision_python).exists():
+            print(f"CleanVision skipped: no {args.cleanvision_python}")
+        else:
+            results["cleanvision"] = scale_cleanvision(args.cleanvision_python, data_dir, run_dir, args.jobs)
+            print(f"CleanVision done: {results['cleanvision']['wall_s']:.1f} s")
+    for r in results.values():
+        r["images_per_s"] = n / r["seconds"]
+    print(f"\n{n:,} images, n_jobs={args.jobs}, load average {os.getloadavg()[0]:.1f}")
+    head = f"{'tool':<12}{'call s':>8}{'process s':>10}{'images/s':>10}{'peak RSS':>10}{'tree RSS':>10}{'tree PSS':>10}"
+    print(head + "   (memory in MiB)\n" + "-" * len(head))
+    for tool, r in results.items():
+        print(
+            f"{tool:<12}{r['seconds']:>8.1f}{r['wall_s']:>10.1f}{r['images_per_s']:>10,.0f}"
+            f"{r['peak_rss_mb']:>10,.0f}{r['peak_tree_rss_mb']:>10,.0f}{r['peak_tree_pss_mb']:>10,.0f}"
+        )
+    if "labelwise" in results:
+        r = results["labelwise"]
+        print(
+            f"labelwise: load_dataset {r['load_s']:.1f} s + audit {r['audit_s']:.1f} s; table {r['table_rss_mb']:.0f} MiB "
+            f"RSS ({r['table_deep_mb']:.0f} MiB in pandas), peak {r['audit_over_table_mb']:,.0f} MiB above the loaded table"
+        )
+    for tool, r in results.items():
+        print(f"{tool} findings: {r['findings']}")
+    figures_path = out / "figures.json"
+    figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
+    figures.setdefault("scale", {})[str(n)] = {
+        "data_dir": str(data_dir),
+        "seed": args.seed,
+        "n_images": n,
+        "n_jobs": args.jobs,
+        "build_s": build_s,
+        "load_average": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+        "tools": results,
+    }
+    figures_path.write_text(json.dumps(figures, indent=1) + "\n")
+    print(f"figures: {figures_path} (scale.{n}); logs and outputs in {run_dir}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help=f"the planted set (default {SCRATCH}/data, --quick: data-quick)")
@@ -600,14 +828,20 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the planted set even if cached")
     parser.add_argument("--jobs", type=int, default=2, help="n_jobs of both tools")
     parser.add_argument("--cleanvision-python", default="/work/scratch/cv-venv/bin/python")
+    parser.add_argument(
+        "--scale", type=int, metavar="N", help=f"time and memory on N generated images ({SCRATCH}/scale-N), no scoring"
+    )
     tools = parser.add_mutually_exclusive_group()
     tools.add_argument("--labelwise-only", action="store_true", help="skip the CleanVision anchor")
     tools.add_argument("--skip-labelwise", action="store_true", help="run the CleanVision anchor only")
     args = parser.parse_args()
 
     suffix = "-quick" if args.quick else ""
-    data_dir = (args.data_dir or SCRATCH / f"data{suffix}").resolve()
     out = (args.out or SCRATCH / f"out{suffix}").resolve()
+    if args.scale:
+        run_scale(args, out)
+        return
+    data_dir = (args.data_dir or SCRATCH / f"data{suffix}").resolve()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work skews wall times)")
     ensure_data(data_dir, n_base=2000 if args.quick else 10_000, seed=args.seed, rebuild=args.rebuild)
     truth = load_truth(data_dir)
@@ -647,6 +881,8 @@ def main() -> None:
             for f in done
         },
     }
+    if (out / "figures.json").exists():
+        figures["scale"] = json.loads((out / "figures.json").read_text()).get("scale", {})
     (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(f"figures: {out / 'figures.json'}; score tables and copies.csv in {out}")
 
