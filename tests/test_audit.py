@@ -299,10 +299,12 @@ def test_train_warns_when_its_held_out_split_leaks(planted, tmp_path, caplog):
     table = pd.read_csv(csv)
     table = table[table["path"] != "broken.png"]
     table.to_csv(csv.parent / "usable.csv", index=False)
-    labelwise.train(csv.parent / "usable.csv", tmp_path / "a", model="linear", folds=2, cache_dir=tmp_path / "c")
+    from labelwise.train.kfold import train  # `labelwise.train` is the package once it is imported
+
+    train(csv.parent / "usable.csv", tmp_path / "a", model="linear", folds=2, cache_dir=tmp_path / "c")
     assert "held-out split leaks: 1 near-duplicate group(s)" in caplog.text and "b010.png ~ leak.png" in caplog.text
     caplog.clear()
-    labelwise.train(
+    train(
         csv.parent / "usable.csv", tmp_path / "b", model="linear", folds=2, cache_dir=tmp_path / "c", check_leaks=False
     )
     assert "leaks" not in caplog.text

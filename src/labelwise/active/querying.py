@@ -15,6 +15,7 @@ import pandas as pd
 from .._io import write_json, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
+from ..data.audit_table import audit_groups
 from ..data.near_duplicates import near_duplicate_groups
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
@@ -37,7 +38,7 @@ class QueryResult:
         return dict(self.figures)
 
 
-@recorded("query", inputs=dataset_inputs(files=("weights", "root")))
+@recorded("query", inputs=dataset_inputs(files=("weights", "root", "audit")))
 def query(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -59,6 +60,7 @@ def query(
     url_prefix: str | None = None,
     html: bool = True,
     near_duplicates: bool = True,
+    audit: str | os.PathLike[str] | pd.DataFrame | None = None,
     random_state: int = 0,
     n_jobs: int = 2,
     read: ReadOptions | None = None,
@@ -73,7 +75,8 @@ def query(
     ones. The model's prediction for each pick becomes a Label Studio pre-annotation. With
     ``near_duplicates`` (the default) a person is never asked twice about one picture: an image
     that is a near-duplicate of a labeled image or of an earlier pick is skipped (the batch may
-    then hold fewer than ``n``; ``n_skipped_near_duplicates`` says how many were skipped).
+    then hold fewer than ``n``; ``n_skipped_near_duplicates`` says how many were skipped). The
+    groups are measured, or taken from an ``audit.csv`` given as ``audit``.
 
     Writes to ``out``: ``query.csv`` (``rank, sample_id, path, score, predicted_label,
     probability``; ``score`` is the strategy's, higher = more useful),
@@ -142,7 +145,11 @@ def query(
         raise LabelwiseError(
             f"{where}: no labeled images, so strategy {strategy!r} has no model to ask; use typiclust (or auto)"
         )
-    groups = near_duplicate_groups(table, n_jobs=n_jobs).to_numpy() if near_duplicates else None
+    groups = None
+    if audit is not None:
+        groups = audit_groups(table, audit).to_numpy()
+    elif near_duplicates:
+        groups = near_duplicate_groups(table, n_jobs=n_jobs).to_numpy()
     extra = 0 if groups is None else min(n, int(((groups >= 0) & (labels < 0)).sum()))
     picked = select(
         embeddings,

@@ -97,6 +97,10 @@ def query(
             help="Never ask about a near-duplicate of a labeled image or of another pick.",
         ),
     ] = True,
+    audit: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.csv from `labelwise audit`: take its near-duplicate groups, measure none."),
+    ] = None,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
@@ -126,6 +130,7 @@ def query(
             url_prefix=url_prefix,
             html=html,
             near_duplicates=near_duplicates,
+            audit=audit,
             random_state=seed,
             n_jobs=jobs,
             read=read,

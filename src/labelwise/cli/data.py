@@ -116,6 +116,10 @@ def split(
             help="Keep near-duplicate images in one split and fold, and warn when given splits divide them.",
         ),
     ] = True,
+    audit: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.csv from `labelwise audit`: take its near-duplicate groups, measure none."),
+    ] = None,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     seed: Seed = 0,
@@ -133,6 +137,7 @@ def split(
             folds=folds,
             keep_existing=keep_existing,
             near_duplicates=near_duplicates,
+            audit=audit,
             random_state=seed,
             n_jobs=jobs,
             read=read,

@@ -81,6 +81,17 @@ def pseudolabel(
             "--ls-root", help="Folder the Label Studio image URLs are relative to (default: the images' common folder)."
         ),
     ] = None,
+    near_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--near-duplicates/--no-near-duplicates",
+            help="Never ask about a near-duplicate of a labeled image or of a more uncertain problematic one.",
+        ),
+    ] = True,
+    audit: Annotated[
+        Path | None,
+        typer.Option("--audit", help="audit.csv from `labelwise audit`: take its near-duplicate groups, measure none."),
+    ] = None,
     html: Html = True,
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
@@ -110,6 +121,8 @@ def pseudolabel(
             folds=folds,
             map_points=map_points,
             ls_root=ls_root,
+            near_duplicates=near_duplicates,
+            audit=audit,
             html=html,
             random_state=seed,
             n_jobs=jobs,
@@ -132,6 +145,11 @@ def pseudolabel(
         + (
             f"; {s['n_uncertain_over_budget']:,} more uncertain (over the budget)"
             if s["n_uncertain_over_budget"]
+            else ""
+        )
+        + (
+            f"; {s['n_skipped_near_duplicates']:,} near-duplicate(s) not asked"
+            if s["n_skipped_near_duplicates"]
             else ""
         ),
         soft_wrap=True,

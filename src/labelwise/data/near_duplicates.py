@@ -198,19 +198,3 @@ def groups_from_audit(table: pd.DataFrame, audit: pd.DataFrame) -> pd.Series:
     rows = audit[audit["issue"].isin(["near_duplicate", "leak"]) & audit["group"].notna()]
     by_id = rows.drop_duplicates("sample_id").set_index("sample_id")["group"].astype("int64")
     return table["sample_id"].map(by_id).fillna(-1).astype("int64").rename("near_duplicate_group")
-
-
-def leaks_between(
-    train: pd.DataFrame, held_out: pd.DataFrame, *, threshold: float = NEAR_DUPLICATE_SCORE, n_jobs: int = 2
-) -> list[tuple[str, str]]:
-    """``(train sample_id, held-out sample_id)``, one per near-duplicate group with members on both sides."""
-    both = pd.concat([train[["sample_id", "path"]], held_out[["sample_id", "path"]]], ignore_index=True)
-    groups = near_duplicate_groups(both, threshold=threshold, n_jobs=n_jobs).to_numpy()
-    side = np.r_[np.zeros(len(train), bool), np.ones(len(held_out), bool)]
-    found = []
-    for group in np.unique(groups[groups >= 0]):
-        members = np.flatnonzero(groups == group)
-        if side[members].any() and not side[members].all():
-            ids = both["sample_id"].to_numpy()
-            found.append((str(ids[members[~side[members]][0]]), str(ids[members[side[members]][0]])))
-    return found

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .._run import recorded
 from ..errors import LabelwiseError
@@ -32,9 +32,10 @@ def split_table(
 ) -> pd.DataFrame:
     """Return a copy of ``table`` with a stratified ``split`` and a ``fold`` column.
 
-    With ``groups`` (one id per row, -1 for a row alone: near-duplicate groups), the members of a
-    group stay in one split and one fold (scikit-learn's ``StratifiedGroupKFold``: the valid split
-    is one of its ``round(1 / valid_pct)`` folds, so it stays stratified as far as the groups allow).
+    With ``groups`` (one id per row in table order, -1 for a row alone: near-duplicate groups), the
+    members of a group stay in one split and one fold: each group counts as one image, labeled as
+    its first member, in the same stratified split and folds (so the shares hold per group, not per
+    image; without a group of two the result is the same as without ``groups``).
 
     Labeled rows outside ``test`` are split into ``train`` / ``valid`` (``valid_pct``
     of each class, at least one per class when possible); ``test`` and unlabeled rows
@@ -56,7 +57,12 @@ def split_table(
     if folds < 0 or folds == 1:
         raise LabelwiseError(f"folds must be 0 (none) or at least 2, got {folds}")
     out = table.copy()
-    group_ids = None if groups is None else _group_ids(np.asarray(groups))
+    group_ids = None
+    if groups is not None:
+        group_ids = np.asarray(groups)
+        if group_ids.shape != (len(out),):
+            raise LabelwiseError(f"groups must hold one id per row ({len(out)}), got shape {group_ids.shape}")
+        group_ids = _group_ids(group_ids)
     labeled = out["label"].notna()
     if "split" not in out.columns:
         out["split"] = np.where(labeled, "train", "unlabeled")
@@ -66,40 +72,34 @@ def split_table(
         split[pool] = "train"
         if valid_pct > 0 and pool.sum() > 1:
             idx = out.index[pool]
-            stratify = _stratify_labels(out.loc[idx, "label"], need=2, what="the train/valid split")
-            n_valid = max(int(round(valid_pct * len(idx))), stratify.nunique())
-            if n_valid >= len(idx):
+            first, unit = _units(out.index.get_indexer(idx), group_ids)
+            stratify = _stratify_labels(out["label"].iloc[first], need=2, what="the train/valid split")
+            n_valid = max(int(round(valid_pct * len(first))), stratify.nunique())
+            if n_valid >= len(first):
                 raise LabelwiseError(
-                    f"valid_pct={valid_pct} leaves no training images ({len(idx)} labeled images, "
-                    f"{stratify.nunique()} classes)"
+                    f"valid_pct={valid_pct} leaves no training images ({len(first)} labeled images"
+                    f"{' or near-duplicate groups' if len(first) < len(idx) else ''}, {stratify.nunique()} classes)"
                 )
-            if group_ids is None:
-                _, valid_idx = train_test_split(idx, test_size=n_valid, stratify=stratify, random_state=random_state)
-            else:
-                n_parts = max(2, round(1 / valid_pct))
-                parts = StratifiedGroupKFold(n_splits=n_parts, shuffle=True, random_state=random_state)
-                _, chosen = next(parts.split(np.zeros(len(idx)), stratify, group_ids[out.index.get_indexer(idx)]))
-                valid_idx = idx[chosen]
-            split[valid_idx] = "valid"
+            _, chosen = train_test_split(
+                np.arange(len(first)), test_size=n_valid, stratify=stratify, random_state=random_state
+            )
+            split[idx[np.isin(unit, chosen)]] = "valid"
     out["split"] = split
     out["fold"] = -1
     if folds:
         train_idx = out.index[out["split"] == "train"]
-        if len(train_idx) < folds:
-            raise LabelwiseError(f"{folds} folds need at least {folds} training images, found {len(train_idx)}")
-        stratify = _stratify_labels(out.loc[train_idx, "label"], need=folds, what=f"{folds}-fold assignment")
-        fold = np.full(len(train_idx), -1)
-        if group_ids is None:
-            assignments = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state).split(
-                np.zeros(len(train_idx)), stratify
+        first, unit = _units(out.index.get_indexer(train_idx), group_ids)
+        if len(first) < folds:
+            raise LabelwiseError(
+                f"{folds} folds need at least {folds} training images"
+                f"{' (a near-duplicate group counts once)' if len(first) < len(train_idx) else ''}, found {len(first)}"
             )
-        else:
-            assignments = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=random_state).split(
-                np.zeros(len(train_idx)), stratify, group_ids[out.index.get_indexer(train_idx)]
-            )
-        for k, (_, test) in enumerate(assignments):
+        stratify = _stratify_labels(out["label"].iloc[first], need=folds, what=f"{folds}-fold assignment")
+        fold = np.full(len(first), -1)
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+        for k, (_, test) in enumerate(skf.split(np.zeros(len(first)), stratify)):
             fold[test] = k
-        out.loc[train_idx, "fold"] = fold
+        out.loc[train_idx, "fold"] = fold[unit]
     out["fold"] = out["fold"].astype("int64")
     return out
 
@@ -110,6 +110,18 @@ def _group_ids(groups: np.ndarray) -> np.ndarray:
     alone = ids < 0
     ids[alone] = ids.max(initial=-1) + 1 + np.arange(int(alone.sum()))
     return ids
+
+
+def _units(rows: np.ndarray, group_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each group among ``rows`` (positions, groups in the order of their first
+    row) and each row's group as a position in that list; every row its own without groups."""
+    if group_ids is None:
+        return rows, np.arange(len(rows))
+    _, first, inverse = np.unique(group_ids[rows], return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rows[first[order]], rank[inverse.ravel()]
 
 
 def leaking_groups(table: pd.DataFrame, groups: pd.Series | np.ndarray) -> list[tuple[str, str]]:
@@ -146,7 +158,7 @@ def _stratify_labels(labels: pd.Series, *, need: int, what: str) -> pd.Series:
     return pooled
 
 
-@recorded("split", inputs=dataset_inputs(), single_file=True)
+@recorded("split", inputs=dataset_inputs(files=("audit",)), single_file=True)
 def split(
     data: str | os.PathLike[str] | Dataset,
     out: str | os.PathLike[str] | None = None,
@@ -155,6 +167,7 @@ def split(
     folds: int = 5,
     keep_existing: bool = False,
     near_duplicates: bool = True,
+    audit: str | os.PathLike[str] | pd.DataFrame | None = None,
     random_state: int = 0,
     n_jobs: int = 2,
     read: ReadOptions | None = None,
@@ -167,8 +180,8 @@ def split(
     (``<stem>.run.json``, ``<stem>.config.yaml``). ``read`` says how to read ``data``. With
     ``near_duplicates`` (the default), near-duplicate images are found first
     (:func:`~labelwise.data.near_duplicates.near_duplicate_groups`) and each group kept in one
-    split and fold; a group that the given splits already divide (e.g. train and a given test
-    split) is warned about.
+    split and fold (``audit``: the groups of an ``audit.csv`` instead, nothing measured); a group
+    that the given splits already divide (e.g. train and a given test split) is warned about.
     Returns a new :class:`Dataset` (a given one is not changed).
 
     Examples
@@ -188,10 +201,15 @@ def split(
         raise LabelwiseError(f"{out}: the split table must end in .csv or .parquet")
     ds = data if isinstance(data, Dataset) else as_read_options(read).load(data, n_jobs=n_jobs)
     groups = None
-    if near_duplicates and len(ds.table) > 1:
+    if audit is not None:
+        from .audit_table import audit_groups
+
+        groups = audit_groups(ds.table, audit)
+    elif near_duplicates and len(ds.table) > 1:
         from .near_duplicates import near_duplicate_groups
 
         groups = near_duplicate_groups(ds.table, n_jobs=n_jobs)
+    if groups is not None:
         n_groups = int(groups[groups >= 0].nunique())
         log.info("split: %d near-duplicate group(s) (%d images) kept together", n_groups, int((groups >= 0).sum()))
     table = split_table(

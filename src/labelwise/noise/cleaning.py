@@ -12,6 +12,7 @@ import pandas as pd
 from .._io import note_input, write_json, write_table
 from .._run import recorded
 from ..data import Dataset
+from ..data.audit_table import GROUP_ISSUES, read_audit
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..formats.labeling import label_studio_tasks
@@ -95,7 +96,7 @@ def clean(
     if issues is None:
         if drop is None:
             raise LabelwiseError("clean needs label issues (--issues) or an audit to drop from (--drop)")
-        table = drop_findings(ds.table, _read_audit(drop), drop_issues)
+        table = drop_findings(ds.table, read_audit(drop), drop_issues)
         cleaned = Dataset(table.reset_index(drop=True), ds.classes, ds.problems, ds.source)
         cleaned.save(out.parent, name=out.name)
         return cleaned
@@ -124,7 +125,7 @@ def clean(
         found = found.assign(is_issue=flagged)
     table = clean_labels(ds.table, found, policy, where=where)
     if drop is not None:
-        table = drop_findings(table, _read_audit(drop), drop_issues).reset_index(drop=True)
+        table = drop_findings(table, read_audit(drop), drop_issues).reset_index(drop=True)
     cleaned = Dataset(table, ds.classes, ds.problems, ds.source)
     cleaned.save(out.parent, name=out.name)
     if policy == "review":
@@ -147,8 +148,6 @@ def clean(
     return cleaned
 
 
-AUDIT_COLUMNS = ("sample_id", "issue", "group")
-GROUP_ISSUES = ("near_duplicate", "leak")
 # The types labelwise.audit writes (read as a plain table: noise never imports the audit).
 AUDIT_ISSUES = (
     "near_duplicate",
@@ -164,25 +163,6 @@ AUDIT_ISSUES = (
     "odd_aspect_ratio",
     "odd_size",
 )
-
-
-def _read_audit(audit: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
-    if isinstance(audit, pd.DataFrame):
-        return audit
-    path = Path(audit)
-    if path.is_dir():
-        path = path / "audit.csv"
-    if not path.is_file():
-        raise LabelwiseError(f"{path}: audit file not found; run `labelwise audit` first")
-    note_input(path)
-    try:
-        table = pd.read_csv(path, dtype={"sample_id": str, "related_sample_id": str})
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise LabelwiseError(f"{path}: cannot read as a table ({str(exc).strip().splitlines()[-1]})") from None
-    missing = [c for c in AUDIT_COLUMNS if c not in table.columns]
-    if missing:
-        raise LabelwiseError(f"{path}: not an audit table, no column {', '.join(missing)} (see `labelwise audit`)")
-    return table
 
 
 def drop_findings(table: pd.DataFrame, audit: pd.DataFrame, issues: list[str] | None = None) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from ..features import auto_backbone
 from .accuracy import NOT_PROBLEMATIC, coverage_table, cross_validate_seeds
+from .asking import skip_near_duplicates
 from .ensemble import DEFAULT_METHOD
 from .pseudo import PseudoLabels, pseudo_label
 
@@ -49,7 +50,7 @@ class PseudolabelResult:
         return {k: v for k, v in self.figures.items() if k != "per_class"}
 
 
-@recorded("pseudolabel", inputs=dataset_inputs(files=("weights", "ls_root")))
+@recorded("pseudolabel", inputs=dataset_inputs(files=("weights", "ls_root", "audit")))
 def pseudolabel(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -70,6 +71,8 @@ def pseudolabel(
     folds: int = 5,
     map_points: int = 5000,
     ls_root: str | os.PathLike[str] | None = None,
+    near_duplicates: bool = True,
+    audit: str | os.PathLike[str] | pd.DataFrame | None = None,
     html: bool = True,
     random_state: int = 0,
     n_jobs: int = 2,
@@ -93,7 +96,10 @@ def pseudolabel(
 
     Every unlabeled image gets a pseudo label with its confidence; the problematic ones
     (at most ``budget``) are flagged and written as labeling tasks, with their pseudo label
-    as the suggestion.
+    as the suggestion. With ``near_duplicates`` nobody is asked twice about one picture: a
+    problematic image that is a near-duplicate of a labeled one or of a more uncertain
+    problematic one is not flagged (its ``why`` names that image; groups measured, or taken
+    from an ``audit.csv`` given as ``audit``).
 
     Writes to ``out``: ``pseudo_labels.csv`` (``sample_id, path, label, source
     (given / pseudo), confidence, vote_<method>…, problematic, why``), ``dataset.csv`` +
@@ -164,6 +170,9 @@ def pseudolabel(
         random_state=random_state,
         options=options,
     )
+    skipped = 0
+    if near_duplicates or audit is not None:
+        skipped = skip_near_duplicates(table, codes, rows, found, audit=audit, budget=budget, n_jobs=n_jobs)
     held_out = None
     if estimate and (y < 0).any():
         held_out = cross_validate_seeds(
@@ -193,6 +202,8 @@ def pseudolabel(
         n_held=int(held.sum()),
         hold_out=hold_out,
     )
+    summary["n_uncertain_over_budget"] -= skipped
+    summary["n_skipped_near_duplicates"] = skipped
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if out is not None:
         _write(

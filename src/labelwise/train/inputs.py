@@ -3,6 +3,7 @@ model inputs (decoded pixels, or cached embeddings)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 
 from ..data import Dataset
 from ..errors import LabelwiseError
+
+log = logging.getLogger("labelwise")
 
 
 def check_trainable(labeled: pd.DataFrame, hold_out: str, source: str) -> None:
@@ -21,6 +24,35 @@ def check_trainable(labeled: pd.DataFrame, hold_out: str, source: str) -> None:
         raise LabelwiseError(
             f"{source or 'data'}: {only} labeled images outside the {hold_out!r} split; a classifier "
             "needs at least two classes"
+        )
+
+
+def warn_leaks(pool: pd.DataFrame, held_out: pd.DataFrame, hold_out: str, folds: int, n_jobs: int) -> None:
+    """Warn when a near-duplicate group spans the training rows and a held-out split: ``hold_out``
+    or, for one model (``folds`` < 2), the given ``valid`` split."""
+    from ..data.near_duplicates import near_duplicate_groups
+
+    valid = pool["split"].eq("valid").to_numpy() if folds < 2 and "split" in pool else np.zeros(len(pool), bool)
+    parts = np.r_[np.where(valid, "valid", "train"), np.full(len(held_out), hold_out, dtype=object)]
+    if (parts == "train").all() or not (parts == "train").any():
+        return
+    rows = pd.concat([pool[["sample_id", "path"]], held_out[["sample_id", "path"]]], ignore_index=True)
+    groups = near_duplicate_groups(rows, n_jobs=n_jobs).to_numpy()
+    ids = rows["sample_id"].astype(str).to_numpy()
+    leaks, spanned = [], set()
+    for group in np.unique(groups[groups >= 0]):
+        members = np.flatnonzero(groups == group)
+        trained, held = members[parts[members] == "train"], members[parts[members] != "train"]
+        if len(trained) and len(held):
+            leaks.append((ids[trained[0]], ids[held[0]]))
+            spanned.update(parts[held])
+    if leaks:
+        log.warning(
+            "held-out split leaks: %d near-duplicate group(s) span train and %s (e.g. %s ~ %s); accuracy on it is "
+            "optimistic — run `labelwise split` to keep groups together (--no-leak-check: skip this check)",
+            len(leaks),
+            " and ".join(sorted(spanned)),
+            *leaks[0],
         )
 
 

@@ -28,6 +28,7 @@ from .inputs import (
     load_inputs,
     network_weights,
     row_weights,
+    warn_leaks,
 )
 from .models import check_size, get_model_spec
 from .report import plot_curves, write_report
@@ -64,20 +65,6 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         return self.as_dict()
-
-
-def _warn_leaks(pool: pd.DataFrame, held_out: pd.DataFrame, hold_out: str, n_jobs: int) -> None:
-    from ..data.near_duplicates import leaks_between
-
-    leaks = leaks_between(pool, held_out, n_jobs=n_jobs)
-    if leaks:
-        log.warning(
-            "held-out split leaks: %d near-duplicate group(s) span the training rows and %s (e.g. %s ~ %s); "
-            "accuracy on it is optimistic: run `labelwise split` to keep groups together (--no-leak-check: skip)",
-            len(leaks),
-            hold_out,
-            *leaks[0],
-        )
 
 
 @recorded("train", inputs=dataset_inputs(files=("weights",)))
@@ -148,8 +135,9 @@ def train(
         Missing values weigh 1.
     skip_missing : train without images that the labels name but that do not exist
         (default: a one-line error naming the first).
-    check_leaks : warn when near-duplicates of held-out images are among the training rows
-        (each image measured once; ``False`` skips it).
+    check_leaks : warn when near-duplicates of held-out images (``hold_out``, and for one model
+        a given ``valid`` split) are among the training rows (each labeled image measured once, a
+        few seconds per thousand; ``False`` skips it).
     hyperparameters : options of :class:`NeuralClassifier` (``epochs``, ``lr``, ``augment``,
         ``patience`` …), whose defaults are the classifier's; ``epochs`` and ``batch_size``
         default per kind of model (:data:`DEFAULT_EPOCHS`, :data:`DEFAULT_BATCH`). A name the
@@ -200,8 +188,8 @@ def train(
     is_test = labeled["split"].eq(hold_out) if "split" in labeled else pd.Series(False, index=labeled.index)
     pool = labeled[~is_test].copy()
     test = labeled[is_test].copy()
-    if check_leaks and len(test) and len(pool):
-        _warn_leaks(pool, test, hold_out, n_jobs)
+    if check_leaks:
+        warn_leaks(pool, test, hold_out, folds, n_jobs)
     lookup = {c: i for i, c in enumerate(ds.classes)}
     y_pool = pool["label"].map(lookup).to_numpy(np.int64)
     y_test = test["label"].map(lookup).to_numpy(np.int64)
