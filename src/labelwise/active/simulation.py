@@ -14,6 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from .._engine import resolve_engine, run_tasks, scoped_engine
 from .._io import write_table
 from .._run import recorded
 from ..data import Dataset
@@ -21,7 +22,7 @@ from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError
 from .curves import DEFAULT_TARGET, RESULT_COLUMNS, curve_summary, draw_curves
 from .grid import SETTINGS, check_grid, expand_grid, read_grid
-from .loop import STARTS, run_loop
+from .loop import STARTS, LoopResult, run_loop
 from .models import get_loop_model
 from .querying import pixels_of
 from .strategies import get_strategy
@@ -62,6 +63,7 @@ class SimulationResult:
 
 
 @recorded("simulate", inputs=dataset_inputs(files=("weights", "grid")))
+@scoped_engine
 def simulate(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -93,6 +95,8 @@ def simulate(
     n_jobs: int = 2,
     read: ReadOptions | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> SimulationResult:
     """Pool-based active learning experiments with an oracle on the labeled images of ``data``.
 
@@ -114,6 +118,10 @@ def simulate(
     accuracy, balanced_accuracy``), ``experiments.csv``, ``picks.csv``, the learning curves
     (``curves.png``, ``curves.csv``, ``summary.csv``; see
     :func:`~labelwise.active.curves.plot_curves`) and ``report.md``.
+
+    ``engine``: ``local`` (default, or ``$LABELWISE_ENGINE``) or ``ray``: each run is one Ray
+    task (the embeddings, computed once, are shared through Ray's object store); the results
+    are the local engine's. ``ray_address``: the cluster to join (default ``$RAY_ADDRESS``).
     """
     t0 = time.perf_counter()
     strategies, models, backbones = (
@@ -161,46 +169,42 @@ def simulate(
     both = Dataset(pd.concat([pool, test], ignore_index=True), ds.classes, source=ds.source)
     log.info("simulate: %d pool and %d test images, %d runs", len(pool), len(test), len(runs))
 
-    embeddings: dict[tuple[Any, ...], np.ndarray] = {}
+    embeddings: dict[str, np.ndarray] = {}
     pixels: dict[str, np.ndarray] = {}  # per loop model on pixels
-    results, picks = [], []
-    for i, run in enumerate(runs, 1):
-        key = (run["backbone"], run["size"], str(run["weights"]), run["pca"])
+    jobs = []
+    for run in runs:
+        key = repr((run["backbone"], run["size"], str(run["weights"]), run["pca"]))
         if key not in embeddings:
             embeddings[key] = _embed(both, run, cache_dir=cache_dir, device=device)
-        Z = embeddings[key]
-        inputs = test_inputs = None
-        if get_loop_model(run["model"]).input == "pixels":
-            if run["model"] not in pixels:
-                pixels[run["model"]] = pixels_of(both, run["model"], n_jobs=n_jobs)
-            images = pixels[run["model"]]
-            inputs, test_inputs = images[: len(pool)], images[len(pool) :]
-        options = {
-            "epochs": run["epochs"],
-            "augment": run["augment"],
-            "device": device,
-            "pretrained": bool(run["pretrained"]),
-        }
-        loop = run_loop(
-            Z[: len(pool)],
-            y_pool,
-            Z[len(pool) :],
-            y_test,
-            strategy=run["strategy"],
-            model=run["model"],
-            semi=bool(run["semi"]),
-            n_start=int(run["n_start"]),
-            start=run["start"],
-            per_class=bool(run["per_class"]),
-            n_new=int(run["n_new"]),
-            rounds=int(run["rounds"]),
-            patience=run["patience"],
-            n_classes=len(ds.classes),
-            inputs=inputs,
-            test_inputs=test_inputs,
-            model_options=options,
-            random_state=int(run["seed"]),
+        on_pixels = get_loop_model(run["model"]).input == "pixels"
+        if on_pixels and run["model"] not in pixels:
+            pixels[run["model"]] = pixels_of(both, run["model"], n_jobs=n_jobs)
+        jobs.append(SimulationJob(run, key, run["model"] if on_pixels else None, len(pool), len(ds.classes), device))
+    arrays = {"embeddings": embeddings, "pixels": pixels, "y_pool": y_pool, "y_test": y_test}
+    results, picks = [], []
+
+    def finished(i: int, rounds: pd.DataFrame) -> None:
+        run, last = runs[i], rounds.iloc[-1]
+        log.info(
+            "run %d/%d %s · %s · seed %s: %d labels, accuracy %.4f",
+            i + 1,
+            len(runs),
+            run["experiment"],
+            run["strategy"],
+            run["seed"],
+            last["n_labels"],
+            last["accuracy"],
         )
+
+    where = resolve_engine(engine, ray_address)
+    if where.is_ray:
+        loops = run_tasks(where, run_simulation, jobs, shared=arrays, on_done=lambda i, r: finished(i, r.rounds))
+    else:
+        loops = []
+        for i, job in enumerate(jobs):
+            loops.append(run_simulation(job, **arrays))
+            finished(i, loops[-1].rounds)
+    for run, loop in zip(runs, loops, strict=True):
         tag = {"experiment": run["experiment"], "strategy": run["strategy"], "seed": int(run["seed"])}
         results.append(loop.rounds.assign(**tag))
         picks.append(
@@ -211,17 +215,6 @@ def simulate(
                     "sample_id": pool["sample_id"].to_numpy()[loop.picks["row"].to_numpy()],
                 }
             )
-        )
-        last = loop.rounds.iloc[-1]
-        log.info(
-            "run %d/%d %s · %s · seed %s: %d labels, accuracy %.4f",
-            i,
-            len(runs),
-            run["experiment"],
-            run["strategy"],
-            run["seed"],
-            last["n_labels"],
-            last["accuracy"],
         )
     table = pd.concat(results, ignore_index=True)
     table = table[[*RESULT_COLUMNS, "seconds"]]
@@ -318,6 +311,58 @@ def _pool_and_test(ds: Dataset, test_pct: float, seed: int) -> tuple[pd.DataFram
             "needs at least two classes (with one, every model scores 1.0)"
         )
     return pool, test
+
+
+@dataclass(frozen=True)
+class SimulationJob:
+    """One run of a grid: its settings and which of the shared inputs it reads."""
+
+    run: dict[str, Any]
+    embedding: str  # key into the shared embeddings
+    pixels: str | None  # key into the shared pixels, for loop models on pixels
+    n_pool: int
+    n_classes: int
+    device: str
+
+
+def run_simulation(
+    job: SimulationJob,
+    *,
+    embeddings: Mapping[str, np.ndarray],
+    pixels: Mapping[str, np.ndarray],
+    y_pool: np.ndarray,
+    y_test: np.ndarray,
+) -> LoopResult:
+    """One run of the grid (:func:`~labelwise.active.loop.run_loop`), here or as a Ray task."""
+    run, n = job.run, job.n_pool
+    Z = embeddings[job.embedding]
+    images = pixels[job.pixels] if job.pixels is not None else None
+    options = {
+        "epochs": run["epochs"],
+        "augment": run["augment"],
+        "device": job.device,
+        "pretrained": bool(run["pretrained"]),
+    }
+    return run_loop(
+        Z[:n],
+        y_pool,
+        Z[n:],
+        y_test,
+        strategy=run["strategy"],
+        model=run["model"],
+        semi=bool(run["semi"]),
+        n_start=int(run["n_start"]),
+        start=run["start"],
+        per_class=bool(run["per_class"]),
+        n_new=int(run["n_new"]),
+        rounds=int(run["rounds"]),
+        patience=run["patience"],
+        n_classes=job.n_classes,
+        inputs=None if images is None else images[:n],
+        test_inputs=None if images is None else images[n:],
+        model_options=options,
+        random_state=int(run["seed"]),
+    )
 
 
 def _embed(ds: Dataset, run: Mapping[str, Any], *, cache_dir: Any, device: str) -> np.ndarray:

@@ -212,6 +212,19 @@ Overwrite = Annotated[
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Threads for reading and checking images.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+EngineName = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="local (default, or $LABELWISE_ENGINE) or ray: run the parallel parts on Ray (pip install 'labelwise[ray]').",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", help="Ray cluster to join: auto or host:port (default $RAY_ADDRESS, else a local Ray)."
+    ),
+]
 Html = Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")]
 CacheDir = Annotated[
     Path | None,

@@ -19,10 +19,12 @@ from ._common import (
     Config,
     Data,
     Device,
+    EngineName,
     Html,
     Jobs,
     Overwrite,
     Pca,
+    RayAddress,
     Seed,
     Size,
     Weights,
@@ -213,6 +215,8 @@ def simulate(
     jobs: Jobs = 2,
     seed: Seed = 0,
     overwrite: Overwrite = False,
+    engine: EngineName = None,
+    ray_address: RayAddress = None,
     config: Config = None,
 ) -> None:
     """Simulate active learning on labeled data (the labels are the oracle): results.csv, learning curves, AUC table."""
@@ -249,6 +253,8 @@ def simulate(
             n_jobs=jobs,
             read=read,
             overwrite=overwrite,
+            engine=engine,
+            ray_address=ray_address,
         )
     _print_summary(result.curves, target)
     out_console.print(f"results → {out / 'results.csv'}; curves: {out / 'curves.png'}; report: {out / 'report.md'}")

@@ -14,10 +14,12 @@ from ._common import (
     Config,
     Data,
     Device,
+    EngineName,
     Html,
     Jobs,
     Overwrite,
     Pca,
+    RayAddress,
     Seed,
     Size,
     Weights,
@@ -167,6 +169,8 @@ def embed(
     read: ReadOptions = ReadOptions(),
     seed: Seed = 0,
     overwrite: Overwrite = False,
+    engine: EngineName = None,
+    ray_address: RayAddress = None,
     config: Config = None,
 ) -> None:
     """One feature vector per image, cached by content hash: re-runs and added images cost only what is new."""
@@ -188,6 +192,8 @@ def embed(
             out=out,
             read=read,
             overwrite=overwrite,
+            engine=engine,
+            ray_address=ray_address,
         )
     out_console.print(f"{vectors.shape[0]} images × {vectors.shape[1]} features → {out / 'embeddings.npy'}")
 

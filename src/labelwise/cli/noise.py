@@ -15,9 +15,11 @@ from ._common import (
     CacheDir,
     Config,
     Data,
+    EngineName,
     Html,
     Jobs,
     Overwrite,
+    RayAddress,
     Seed,
     Size,
     Weights,
@@ -122,6 +124,8 @@ def issues(
     jobs: Jobs = 2,
     seed: Seed = 0,
     overwrite: Overwrite = False,
+    engine: EngineName = None,
+    ray_address: RayAddress = None,
     config: Config = None,
 ) -> None:
     """Find probably-wrong labels, ranked worst first: label_issues.csv, noise rate per class, top_issues.png."""
@@ -152,6 +156,8 @@ def issues(
             n_jobs=jobs,
             read=read,
             overwrite=overwrite,
+            engine=engine,
+            ray_address=ray_address,
         )
     verdict = result.verdict
     how_sure = (

@@ -15,9 +15,11 @@ from ._common import (
     Config,
     Data,
     Device,
+    EngineName,
     Html,
     Jobs,
     Overwrite,
+    RayAddress,
     Seed,
     Size,
     backbone_option,
@@ -155,6 +157,8 @@ def train(
     jobs: Jobs = 2,
     seed: Seed = 0,
     overwrite: Overwrite = False,
+    engine: EngineName = None,
+    ray_address: RayAddress = None,
     config: Config = None,
 ) -> None:
     """Train a model or a k-fold ensemble; writes models, out-of-fold probabilities, metrics and curves."""
@@ -208,6 +212,8 @@ def train(
             n_jobs=jobs,
             read=read,
             overwrite=overwrite,
+            engine=engine,
+            ray_address=ray_address,
             **{k: v for k, v in hyperparameters.items() if v is not None},
         )
     if result.overfit is not None:
@@ -301,6 +307,8 @@ def predict(
     read: ReadOptions = ReadOptions(),
     jobs: Jobs = 2,
     overwrite: Overwrite = False,
+    engine: EngineName = None,
+    ray_address: RayAddress = None,
     config: Config = None,
 ) -> None:
     """Predict a folder of images with a trained model (fold ensemble): predictions.csv and an optional ordered label file."""
@@ -320,6 +328,8 @@ def predict(
             n_jobs=jobs,
             read=read,
             overwrite=overwrite,
+            engine=engine,
+            ray_address=ray_address,
         )
     out_console.print(
         f"{len(result)} images → {out / 'predictions.csv'}" + (f" and {ordered_txt}" if ordered_txt else "")

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._engine import Engine, map_batches, resolve_engine, scoped_engine, set_threads
 from .._io import write_json, write_npy, write_table
 from .._progress import track
 from .._run import recorded
@@ -28,6 +30,7 @@ log = logging.getLogger("labelwise")
 
 
 @recorded("embed", inputs=dataset_inputs(files=("weights",)))
+@scoped_engine
 def embed(
     data: Dataset | pd.DataFrame | str | os.PathLike[str],
     *,
@@ -44,6 +47,8 @@ def embed(
     out: str | os.PathLike[str] | None = None,
     read: ReadOptions | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> np.ndarray:
     """One feature vector per row of ``data``, cached by image content.
 
@@ -79,6 +84,9 @@ def embed(
         + ``classes.json``) into, with the run's record.
     read : how to read ``data`` when it is a path (:class:`~labelwise.data.ReadOptions`).
     overwrite : replace the results of an earlier run in ``out``.
+    engine : ``local`` (default, or ``$LABELWISE_ENGINE``) or ``ray``: encode on a pool of Ray
+        actors, each loading the backbone once (one per GPU, else one per CPU), into the same
+        cache. ``ray_address``: the cluster to join (default ``$RAY_ADDRESS``, else a local Ray).
 
     Returns
     -------
@@ -106,6 +114,7 @@ def embed(
     >>> np.array_equal(X, embed(ds, backbone="pixels", size=8, pca=5, cache_dir=f"{tmp}/cache"))
     True
     """
+    chosen = resolve_engine(engine, ray_address)
     start = time.perf_counter()
     if isinstance(data, (str, os.PathLike)):
         data = as_read_options(read).load(data)
@@ -122,7 +131,14 @@ def embed(
     paths = table["path"].to_numpy()[np.unique(codes, return_index=True)[1]]
     cache = None if cache_dir is False else VectorCache(Path(cache_dir or default_cache_dir()) / model.cache_key)
     raw, n_computed = _raw_vectors(
-        model, list(uniques), list(paths), cache, batch_size=batch_size, num_workers=num_workers, device=device
+        model,
+        list(uniques),
+        list(paths),
+        cache,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        engine=chosen,
     )
     vectors = model.finish(raw[codes]) if len(table) else raw
     if pca is not None:
@@ -140,6 +156,7 @@ def embed(
             "n_computed": n_computed,
             "n_cached": len(uniques) - n_computed,
             "cache": str(cache.folder) if cache is not None else None,
+            "engine": chosen.name,
             "seconds": round(time.perf_counter() - start, 3),
         }
         _write_outputs(Path(out), table, hashes, vectors, info)
@@ -168,19 +185,61 @@ def _raw_vectors(
 
 
 def _compute(
-    model: Backbone, hashes: list[str], paths: list[str], cache: VectorCache | None, *, batch_size: int, **options: Any
+    model: Backbone,
+    hashes: list[str],
+    paths: list[str],
+    cache: VectorCache | None,
+    *,
+    batch_size: int,
+    engine: Engine,
+    **options: Any,
 ) -> np.ndarray:
     """Encode ``paths``, adding each finished batch to the cache (kept even if a later one fails)."""
-    computed: list[np.ndarray] = []
-    done = 0
-    batches = model.encode(paths, batch_size=batch_size, **options)
+    computed = np.empty((len(paths), model.dim), np.float32)
+    batches = (
+        _encode_on_ray(model, paths, batch_size, engine, **options)
+        if engine.is_ray
+        else _encode_here(model, paths, batch_size, **options)
+    )
     with cache.writer() if cache is not None else contextlib.nullcontext() as writer:
-        for batch in track(batches, total=math.ceil(len(paths) / batch_size), description=f"embed {model.name}"):
+        for rows, batch in track(batches, total=math.ceil(len(paths) / batch_size), description=f"embed {model.name}"):
             if writer is not None:
-                writer.append(hashes[done : done + len(batch)], batch)
-            computed.append(batch)
-            done += len(batch)
-    return np.concatenate(computed)
+                writer.append([hashes[i] for i in rows], batch)
+            computed[rows] = batch
+    return computed
+
+
+def _encode_here(
+    model: Backbone, paths: list[str], batch_size: int, **options: Any
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    done = 0
+    for batch in model.encode(paths, batch_size=batch_size, **options):
+        yield np.arange(done, done + len(batch)), batch
+        done += len(batch)
+
+
+def _encode_on_ray(
+    model: Backbone, paths: list[str], batch_size: int, engine: Engine, *, device: str, **_: Any
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    columns = {"row": np.arange(len(paths)), "path": np.asarray(paths, dtype=object)}
+    for batch in map_batches(
+        engine, columns, RayEncoder, constructor_kwargs={"model": model, "device": device}, batch_size=batch_size
+    ):
+        yield batch["row"], batch["vector"]
+
+
+class RayEncoder:
+    """A Ray actor's backbone, loaded once: encodes batches of ``path`` into ``vector``."""
+
+    def __init__(self, model: Backbone, device: str, threads: int) -> None:
+        set_threads(threads)
+        self.model = model
+        self.device = device
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        paths = [str(p) for p in batch["path"]]
+        parts = list(self.model.encode(paths, batch_size=len(paths), num_workers=0, device=self.device))
+        return {"row": batch["row"], "vector": np.concatenate(parts)}
 
 
 def _write_outputs(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._engine import scoped_engine
 from .._run import recorded
 from ..data import Dataset
 from ..data.options import ReadOptions, as_read_options, dataset_inputs
@@ -60,6 +61,7 @@ class IssuesResult:
 
 
 @recorded("issues", inputs=dataset_inputs(files=("probs", "weights")))
+@scoped_engine
 def find_issues(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -85,6 +87,8 @@ def find_issues(
     n_jobs: int = 2,
     read: ReadOptions | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> IssuesResult:
     """Find probably-wrong labels in ``data``, ranked worst first.
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._engine import resolve_engine, scoped_engine
 from .._io import write_json, write_npy, write_table
 from .._run import config_differences, recorded
 from .._version import __version__
@@ -21,10 +22,10 @@ from ..data.options import ReadOptions, as_read_options, dataset_inputs
 from ..errors import LabelwiseError, require
 from ..formats import TrainRun
 from ..formats.probabilities import probability_table
+from .folds import FoldJob, run_folds
 from .inputs import (
     assign_folds,
     check_trainable,
-    fold_training_rows,
     load_inputs,
     network_weights,
     row_weights,
@@ -68,6 +69,7 @@ class TrainResult:
 
 
 @recorded("train", inputs=dataset_inputs(files=("weights",)))
+@scoped_engine
 def train(
     data: Dataset | str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -95,6 +97,8 @@ def train(
     n_jobs: int = 2,
     read: ReadOptions | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
     **hyperparameters: Any,
 ) -> TrainResult:
     """Train ``model`` on the labeled images of ``data`` and write everything to ``out``.
@@ -138,6 +142,11 @@ def train(
     check_leaks : warn when near-duplicates of held-out images (``hold_out``, and for one model
         a given ``valid`` split) are among the training rows (each labeled image measured once, a
         few seconds per thousand; ``False`` skips it).
+    engine : ``local`` (default, or ``$LABELWISE_ENGINE``) or ``ray``: each fold is one Ray task
+        with an equal share of the cluster's CPUs and GPUs, writing into ``out`` (which every
+        worker must reach: shared storage on a cluster); a fold whose worker dies is rerun and
+        continues from its last epoch's checkpoint. Embeddings are computed on the same engine.
+        ``ray_address``: the cluster to join (default ``$RAY_ADDRESS``, else a local Ray).
     hyperparameters : options of :class:`NeuralClassifier` (``epochs``, ``lr``, ``augment``,
         ``patience`` …), whose defaults are the classifier's; ``epochs`` and ``batch_size``
         default per kind of model (:data:`DEFAULT_EPOCHS`, :data:`DEFAULT_BATCH`). A name the
@@ -151,6 +160,7 @@ def train(
     from .classifier import NeuralClassifier
 
     t_start = time.perf_counter()
+    chosen = resolve_engine(engine, ray_address)
     out = Path(out)
     spec = get_model_spec(model)
     kind = "cnn" if model == "cnn" else spec.input if spec.input == "embedding" else "pretrained"
@@ -250,65 +260,26 @@ def train(
 
     # ---- folds
     n_models = folds
-    pool_fold = pool["fold"].to_numpy()
+    jobs = [FoldJob(k, folds, params, out / f"fold-{k}", resume, dynamics, tta, device) for k in range(n_models)]
+    arrays = {
+        "X_pool": X_pool,
+        "y_pool": y_pool,
+        "pool_fold": pool["fold"].to_numpy(),
+        "X_test": X_test,
+        "w_pool": w_pool,
+    }
+    outcomes = run_folds(chosen, jobs, arrays, trackers(out, tensorboard, mlflow, config))
     held_probs = np.full((len(pool), len(ds.classes)), np.nan, np.float32)
     dyn_sum, dyn_models = np.zeros((len(pool), len(ds.classes))), np.zeros(len(pool))
-    test_probs = []
-    histories = []
-    summary = []
-    epoch_callbacks = trackers(out, tensorboard, mlflow, config)
-    for k in range(n_models):
-        fold_dir = out / f"fold-{k}"
-        valid_mask = pool_fold == k
-        train_mask = fold_training_rows(pool_fold, k, folds)
-        model_path = fold_dir / "model.pt"
-        if resume and model_path.exists():
-            log.info("fold %d: already trained, loading %s", k, model_path)
-            clf = NeuralClassifier.load(model_path, device=device)
-            history = pd.read_csv(fold_dir / "metrics.csv")
-        else:
-            log.info(
-                "fold %d/%d: %d training, %d validation images", k + 1, n_models, train_mask.sum(), valid_mask.sum()
-            )
-            clf = NeuralClassifier(**params)
-            clf.fit(
-                X_pool[train_mask],
-                y_pool[train_mask],
-                X_valid=X_pool[valid_mask],
-                y_valid=y_pool[valid_mask],
-                checkpoint=fold_dir / "checkpoint.pt",
-                resume=resume,
-                on_epoch=epoch_callbacks(k),
-                track_train_probs=dynamics,
-                sample_weight=None if w_pool is None else w_pool[train_mask],
-            )
-            if dynamics and len(clf.train_probs_):
-                with np.errstate(invalid="ignore"):
-                    mean = np.nanmean(clf.train_probs_[_dynamics_epochs(clf.train_probs_)].astype(np.float32), axis=0)
-                seen = ~np.isnan(mean).any(1)
-                where = np.flatnonzero(train_mask)[seen]
-                dyn_sum[where] += mean[seen]
-                dyn_models[where] += 1
-            history = clf.history_.assign(fold=k)
-            write_table(fold_dir / "metrics.csv", history)
-            clf.save(model_path)
-            (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
-        histories.append(history)
-        if valid_mask.any():
-            held_probs[valid_mask] = clf.predict_proba(X_pool[valid_mask], tta=tta)
-        if len(test):
-            test_probs.append(clf.predict_proba(X_test, tta=tta))
-        best = history[history["epoch"] == clf.best_epoch_]
-        summary.append(
-            {
-                "fold": k,
-                "n_train": int(train_mask.sum()),
-                "n_valid": int(valid_mask.sum()),
-                "best_epoch": int(clf.best_epoch_),
-                "epochs_run": int(history["epoch"].max()),
-                **{c: float(best[c].iloc[0]) for c in best if c.startswith("valid_")},
-            }
-        )
+    for outcome in outcomes:
+        if outcome.held is not None:
+            held_probs[arrays["pool_fold"] == outcome.k] = outcome.held
+        if outcome.dynamics_rows is not None and outcome.dynamics is not None:
+            dyn_sum[outcome.dynamics_rows] += outcome.dynamics
+            dyn_models[outcome.dynamics_rows] += 1
+    test_probs = [o.test for o in outcomes if o.test is not None]
+    histories = [o.history for o in outcomes]
+    summary = [o.summary() for o in outcomes]
 
     # ---- outputs
     from .metrics import classification_metrics
@@ -360,14 +331,6 @@ def train(
     )
     write_report(out, result, held_name, html=html)
     return result
-
-
-def _dynamics_epochs(train_probs: np.ndarray) -> slice:
-    """The epochs whose softmax the dynamics average: all but the first third, where the
-    network has not yet learned the classes and says little about any one sample
-    (CIFAR-10N first 10k, 30 epochs: F1 0.656 → 0.666 on random_label1 and 0.753 → 0.761 on
-    worse_label, bench/noise.py)."""
-    return slice(len(train_probs) // 3, None)
 
 
 def _check_resume(out: Path, config: dict[str, Any], resume: bool) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._engine import Engine, map_batches, resolve_engine, scoped_engine, set_threads
 from .._io import note_input, write_table, write_text
 from .._run import recorded
 from ..data import Dataset
@@ -108,6 +109,7 @@ def combine(member_probs: np.ndarray, vote: str = "mean") -> tuple[np.ndarray, n
 
 
 @recorded("predict", inputs=dataset_inputs(files=("model_dir",)))
+@scoped_engine
 def predict(
     model_dir: str | os.PathLike[str],
     data: Dataset | str | os.PathLike[str],
@@ -122,6 +124,8 @@ def predict(
     n_jobs: int = 2,
     read: ReadOptions | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> pd.DataFrame:
     """Predict every image of ``data`` with the models in ``model_dir``.
 
@@ -131,6 +135,10 @@ def predict(
     ``sample_id, path, label, confidence, prob_<class>...`` where ``label`` is the
     prediction. ``ordered_txt``: also write one predicted label per line, images in the
     natural order of their names (``2.png`` before ``10.png``).
+    ``engine``: ``local`` (default, or ``$LABELWISE_ENGINE``) or ``ray``: batches of images go
+    through a pool of Ray actors that each load the fold models once (and, for models on
+    pixels, decode the images); embeddings are computed on the same engine first.
+    ``ray_address``: the cluster to join (default ``$RAY_ADDRESS``, else a local Ray).
     """
     from ..data import read_image_files
 
@@ -146,8 +154,14 @@ def predict(
     table = ds.table.reset_index(drop=True)
     if table.empty:
         raise LabelwiseError(f"{ds.source or data}: no readable images to predict")
-    X = ensemble.inputs(table, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
-    member_probs = ensemble.predict_proba(X, tta=tta, batch_size=batch_size)
+    chosen = resolve_engine(engine, ray_address)
+    if chosen.is_ray:
+        member_probs = _predict_on_ray(
+            ensemble, table, chosen, tta=tta, batch_size=batch_size, cache_dir=cache_dir, device=device, n_jobs=n_jobs
+        )
+    else:
+        X = ensemble.inputs(table, cache_dir=cache_dir, device=device, n_jobs=n_jobs)
+        member_probs = ensemble.predict_proba(X, tta=tta, batch_size=batch_size)
     labels, confidence, mean = combine(member_probs, vote)
     classes = np.asarray(ensemble.classes, dtype=object)
     result = pd.DataFrame(
@@ -172,6 +186,44 @@ def predict(
         order = sorted(range(len(result)), key=lambda i: natural_key(result["sample_id"].iloc[i]))
         write_text(ordered_txt, "".join(f"{result['label'].iloc[i]}\n" for i in order))
     return result
+
+
+def _predict_on_ray(
+    ensemble: Ensemble, table: pd.DataFrame, engine: Engine, *, tta: bool, batch_size: int | None, **inputs: Any
+) -> np.ndarray:
+    """``(members, n, k)`` probabilities from a pool of Ray actors, each loading the models once."""
+    columns: dict[str, np.ndarray] = {"row": np.arange(len(table))}
+    if ensemble.features["input"] == "pixels":
+        columns["path"] = table["path"].astype(str).to_numpy(dtype=object)  # decoded on the workers
+    else:
+        columns["x"] = ensemble.inputs(table, **inputs)
+    size = batch_size or 256
+    kwargs = {"folder": str(ensemble.folder), "device": inputs["device"], "tta": tta, "batch_size": size}
+    probs = np.empty((len(ensemble.members), len(table), len(ensemble.classes)), np.float32)
+    for batch in map_batches(engine, columns, RayPredictor, constructor_kwargs=kwargs, batch_size=size):
+        probs[:, batch["row"]] = np.moveaxis(batch["probs"], 0, 1)
+    return probs
+
+
+class RayPredictor:
+    """A Ray actor's copy of the fold models, loaded once: batches of ``path`` or ``x`` → member ``probs``."""
+
+    def __init__(self, folder: str, device: str, tta: bool, batch_size: int, threads: int) -> None:
+        set_threads(threads)
+        self.ensemble = Ensemble.load(folder, device=device)
+        self.tta = tta
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "path" in batch:
+            from ..data.pixels import load_pixels
+
+            features = self.ensemble.features
+            X = load_pixels([str(p) for p in batch["path"]], int(features["size"]), int(features["channels"]), n_jobs=1)
+        else:
+            X = np.stack(list(batch["x"])).astype(np.float32)
+        probs = self.ensemble.predict_proba(X, tta=self.tta, batch_size=self.batch_size)
+        return {"row": batch["row"], "probs": np.moveaxis(probs, 1, 0)}
 
 
 def _has_top_level_images(folder: Path) -> bool:

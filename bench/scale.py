@@ -1,0 +1,171 @@
+"""The Ray engine against the local one on this machine, and what a cluster would take.
+
+In one run, on the same files: ``embed`` throughput with ``--engine ray`` (a local Ray with one
+actor per core) against the local engine, both with the cache off; then 5-fold ``cnn`` training
+wall time on each engine. Each pair is printed as a ratio (targets: embed ≥ 0.9 of the local
+throughput, training no slower than local), with how far the answers differ. Ray is started
+once before the timings, as a cluster that is already up would be; the time to start a local
+Ray is printed apart. Then a projection on paper, from the measured per-image costs, of the
+wall time for 100,000 and 1,000,000 images on 1, 4 and 16 workers, with its assumptions.
+
+Images: CIFAR-10 training JPEGs from ../shared/data (scikit-learn digits if absent), written
+once into ``--work``. Prints figures and writes ``figures.json`` into ``--work``; not a test.
+
+    python bench/scale.py                       # about 10 minutes on 2 cores
+    python bench/scale.py --n-embed 500 --n-train 1000 --epochs 2   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embed_throughput import make_jpegs
+
+import labelwise
+from labelwise import load_dataset
+from labelwise.train.kfold import train
+
+FOLDS = 5
+
+
+def images(folder: Path, n: int, side: int) -> Path:
+    marker = folder / f".made-{n}-{side}"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        make_jpegs(folder, n, side)
+        marker.touch()
+    return folder
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
+
+
+def bench_embed(folder: Path, backbone: str, size: int) -> dict[str, Any]:
+    ds = load_dataset(folder)
+    n = len(ds.table)
+    options = {"backbone": backbone, "size": size, "cache_dir": False}
+    local, t_local = timed(labelwise.embed, ds, **options, engine="local")
+    on_ray, t_ray = timed(labelwise.embed, ds, **options, engine="ray")
+    figures = {
+        "n": n,
+        "backbone": backbone,
+        "size": size,
+        "local_img_s": n / t_local,
+        "ray_img_s": n / t_ray,
+        "ratio": t_local / t_ray,
+        "max_abs_diff": float(np.abs(local - on_ray).max()),
+        "local_s_per_img_per_core": t_local * os.cpu_count() / n,  # type: ignore[operator]
+    }
+    print(
+        f"embed {backbone} {size}px, {n:,} images: local {figures['local_img_s']:.1f} img/s, "
+        f"ray {figures['ray_img_s']:.1f} img/s → ratio {figures['ratio']:.2f} (target ≥ 0.90); "
+        f"largest difference {figures['max_abs_diff']:.2g}"
+    )
+    return figures
+
+
+def bench_train(folder: Path, work: Path, epochs: int) -> dict[str, Any]:
+    ds = load_dataset(folder)
+    options = {"folds": FOLDS, "epochs": epochs, "check_leaks": False, "html": False, "patience": None}
+    runs: dict[str, float] = {}
+    for engine in ("local", "ray"):
+        out = work / f"train-{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        _, runs[engine] = timed(train, ds, out, engine=engine, **options)
+    oof = {e: np.load(work / f"train-{e}" / "oof_probs.npy") for e in runs}
+    folds_equal = (work / "train-local" / "dataset.csv").read_text() == (work / "train-ray" / "dataset.csv").read_text()
+    n = len(ds.table)
+    figures = {
+        "n": n,
+        "epochs": epochs,
+        "local_s": runs["local"],
+        "ray_s": runs["ray"],
+        "ratio": runs["local"] / runs["ray"],
+        "same_folds": folds_equal,
+        "oof_max_abs_diff": float(np.abs(oof["local"] - oof["ray"]).max()),
+        "oof_accuracy_local": _accuracy(work / "train-local"),
+        "oof_accuracy_ray": _accuracy(work / "train-ray"),
+        # one fold's model sees (k-1)/k of the rows each epoch
+        "s_per_img_epoch_fold": runs["local"] / (FOLDS * epochs * n * (FOLDS - 1) / FOLDS),
+    }
+    print(
+        f"train cnn, {FOLDS} folds × {epochs} epochs on {n:,} images: local {runs['local']:.1f} s, ray "
+        f"{runs['ray']:.1f} s → ratio {figures['ratio']:.2f} (target ≥ 1.00); same folds {folds_equal}; "
+        f"out-of-fold accuracy {figures['oof_accuracy_local']:.4f} local vs {figures['oof_accuracy_ray']:.4f} ray "
+        f"(largest probability difference {figures['oof_max_abs_diff']:.2g}: one torch thread per fold on Ray, "
+        "two locally, sum in different orders)"
+    )
+    return figures
+
+
+def _accuracy(out: Path) -> float:
+    return float(json.loads((out / "run.json").read_text())["result"]["held_out"]["accuracy"])
+
+
+def projection(embed: dict[str, Any], fit: dict[str, Any], epochs: int, cores: int) -> list[dict[str, Any]]:
+    """Wall time on W workers of this machine's kind, from the measured per-image costs."""
+    rows = []
+    per_img_machine = 1 / embed["ray_img_s"]  # seconds per image on one machine of `cores` cores
+    fold_per_img_epoch = fit["s_per_img_epoch_fold"]
+    for n in (100_000, 1_000_000):
+        for workers in (1, 4, 16):
+            embed_s = n * per_img_machine / workers
+            fold_s = n * (FOLDS - 1) / FOLDS * epochs * fold_per_img_epoch
+            waves = math.ceil(FOLDS / workers)  # a fold is one task: at most FOLDS run at once
+            rows.append({"n": n, "workers": workers, "embed_h": embed_s / 3600, "train_h": waves * fold_s / 3600})
+    print(
+        f"\nprojection (each worker a {cores}-core CPU machine like this one; time linear in images; images and "
+        f"output on shared storage that keeps up; {FOLDS}-fold cnn at 32 px, {epochs} epochs; a fold is one task, so "
+        f"training stops scaling at {FOLDS} workers; no GPU):"
+    )
+    print("| images | workers | embed (h) | 5-fold train (h) |\n|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['n']:,} | {row['workers']} | {row['embed_h']:.1f} | {row['train_h']:.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-embed", type=int, default=2000)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "labelwise-scale-bench")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("LABELWISE_PROGRESS", "0")
+    import ray
+
+    cores = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    start_s = time.perf_counter() - t0
+    print(f"a local Ray on {cores} cores started in {start_s:.1f} s (not counted below)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    embed = bench_embed(images(args.work / "embed-images", args.n_embed, 64), args.backbone, args.size)
+    fit = bench_train(images(args.work / "train-images", args.n_train, 32), args.work, args.epochs)
+    rows = projection(embed, fit, args.epochs, cores)
+    figures = {"cores": cores, "ray_start_s": start_s, "embed": embed, "train": fit, "projection": rows}
+    (args.work / "figures.json").write_text(json.dumps(figures, indent=1))
+    print(f"figures: {args.work / 'figures.json'}")
+
+
+if __name__ == "__main__":
+    main()
