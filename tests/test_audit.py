@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,16 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from sklearn.datasets import load_digits
 
 import labelwise
-from labelwise.audit import CHECKS
-from labelwise.data.measuring import measure_images
-from labelwise.data.near_duplicates import find_near_duplicates, group_pairs, match_score
+from labelwise.audit import CHECKS, AuditInputs
+from labelwise.data.image_quality import QUALITY_COLUMNS, measure_image
+from labelwise.data.measuring import Measurements, measure_images
+from labelwise.data.near_duplicates import (
+    candidate_pairs,
+    find_near_duplicates,
+    group_pairs,
+    match_score,
+    verify_pairs,
+)
 
 CLASSES = [str(d) for d in range(10)]
 
@@ -201,6 +209,40 @@ def test_explore_measures_once_and_the_audit_reads_its_measurements(planted, tmp
     assert "audit" not in skipped.paths and not (tmp_path / "plain" / "audit").exists()
 
 
+def test_measurements_of_another_version_are_measured_again_not_misread(planted, tmp_path, caplog):
+    csv, _ = planted
+    paths = pd.read_csv(csv)["path"].map(lambda p: str(csv.parent / p)).tolist()
+    folder = tmp_path / "measures"
+    measure_images(paths, folder=folder)
+    assert Measurements.current(folder) and "key" in Measurements.load(folder).table
+    # As an older labelwise left it: no ``key``, no version file.
+    stats = pd.read_csv(folder / "statistics.csv").drop(columns="key")
+    stats.to_csv(folder / "statistics.csv", index=False)
+    (folder / "version.json").unlink()
+    assert Measurements.exists(folder) and not Measurements.current(folder)
+    with pytest.raises(labelwise.LabelwiseError, match="measure again"):
+        Measurements.load(folder)
+    with caplog.at_level(logging.WARNING, logger="labelwise"):
+        result = labelwise.audit(csv, tmp_path / "out", checks=["dark"], backbone="none", measures=folder)
+    assert "another labelwise version" in caplog.text
+    assert "dark.png" in _found(result, "dark")
+
+
+def test_dark_sees_gamma_darkened_photos_but_not_a_bright_figure_on_black():
+    photos = _photos(40, seed=3)
+    gamma = [Image.fromarray(np.rint(255 * (np.asarray(p) / 255.0) ** 4).astype(np.uint8)) for p in photos]
+    digits = load_digits().images[:40] * (255 / 16)
+    figures = [Image.fromarray(d.astype(np.uint8)).resize((32, 32), Image.Resampling.BILINEAR) for d in digits]
+    check = CHECKS.get("dark")
+
+    def flagged(images):
+        table = pd.DataFrame([measure_image(im).statistics() for im in images], columns=list(QUALITY_COLUMNS))
+        return check.score(AuditInputs(table)) >= check.threshold
+
+    assert flagged(gamma).all()
+    assert not flagged(photos).any() and not flagged(figures).any()
+
+
 def test_match_score_sees_through_copies_but_not_between_different_images():
     a, b = _photos(2, seed=5)
     size = np.array([32.0, 32.0])
@@ -212,6 +254,27 @@ def test_match_score_sees_through_copies_but_not_between_different_images():
         copy = make(a)
         assert match_score(thumb(a), size, thumb(copy), np.array(copy.size[::-1], float)) > 0.95, kind
     assert match_score(thumb(a), size, thumb(b), size) < 0.9
+
+
+def test_batched_verification_scores_each_pair_as_alone_and_the_coarse_pass_drops_no_match(tmp_path):
+    base = _photos(60, seed=7)
+    images = base + [make(base[k]) for k, make in enumerate(COPIES.values())]
+    images += [base[20 + k].resize((28 + 2 * k, 36 - k), Image.Resampling.BILINEAR) for k in range(6)]
+    paths = []
+    for k, image in enumerate(images):
+        paths.append(str(tmp_path / f"{k}.png"))
+        image.save(paths[-1])
+    m = measure_images(paths)
+    pairs = candidate_pairs(m)
+    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    sizes = m.table[["height", "width"]].to_numpy(dtype=np.float64)
+    alone = [match_score(m.thumbnail(a), sizes[a], m.thumbnail(b), sizes[b]) for a, b in zip(i, j, strict=True)]
+    batched = verify_pairs(m, i, j)
+    assert len(set(map(tuple, m.thumbnail_shapes[np.r_[i, j]]))) > 6  # batches that pad
+    np.testing.assert_allclose(batched, alone, atol=1e-4)
+    coarse = verify_pairs(m, i, j, at_least=0.95)
+    assert ((coarse >= 0.95) == (batched >= 0.95)).all() and (batched >= 0.95).sum() >= len(COPIES) + 6
+    assert (np.abs(coarse - batched) > 1e-4).mean() > 0.5  # most pairs were settled at half resolution
 
 
 def test_group_pairs_joins_chains_and_numbers_groups_by_first_member():

@@ -138,11 +138,18 @@ def actor_share(ray: ModuleType) -> WorkerShare:
     return WorkerShare(num_cpus=0.5, num_gpus=0.0, threads=1, count=max(1, int(cpus)))
 
 
+def largest_node(ray: ModuleType) -> float:
+    """CPUs of the cluster's largest live node: no task may ask for more than one node has."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive", True)]
+    return max((float(r.get("CPU", 0.0)) for r in nodes), default=1.0) or 1.0
+
+
 def task_share(ray: ModuleType, n_tasks: int) -> WorkerShare:
-    """Resources of each of ``n_tasks`` tasks: the cluster's cores (and GPUs) split between them."""
+    """Resources of each of ``n_tasks`` tasks: the cluster's cores (and GPUs) split between them,
+    never more cores than the largest node has."""
     cpus, gpus = cluster_resources(ray)
     n = max(1, n_tasks)
-    num_cpus = max(1, int(cpus // n))
+    num_cpus = max(1, min(int(cpus // n), int(largest_node(ray))))
     num_gpus = 0.0 if gpus == 0 else (1.0 if gpus >= n else round(gpus / n, 4))
     count = n if gpus >= 1 and num_gpus < 1 else min(n, max(1, int(cpus // num_cpus)))
     return WorkerShare(num_cpus=float(num_cpus), num_gpus=num_gpus, threads=num_cpus, count=count)

@@ -145,13 +145,8 @@ def audit(
         )
     pairs = pd.DataFrame()
     if any(issue in chosen for issue in PAIRWISE):
-        kept = Measurements(
-            measured.table[ok].reset_index(drop=True),
-            measured.descriptors[ok],
-            measured.thumbnails[ok] if ok.all() else np.asarray(measured.thumbnails)[ok],
-            measured.thumbnail_shapes[ok],
-        )
-        near = find_near_duplicates(kept, threshold=limits["near_duplicate"], n_jobs=n_jobs)
+        # Unusable images never pair, so the thumbnails are not copied to leave them out.
+        near = find_near_duplicates(measured, threshold=limits["near_duplicate"], n_jobs=n_jobs).among(ok)
         pairwise = duplicate_findings(good, near)
         found.append(pairwise[pairwise["issue"].isin(chosen)])
         pairs = near.pairs.assign(sample_id=good["sample_id"].to_numpy()[near.pairs["i"]])
@@ -209,10 +204,13 @@ def _measurements(
     if measures is not None:
         if not Measurements.exists(measures):
             raise LabelwiseError(f"{measures}: no measurements there (expected explore's {MEASURES_DIR}/ folder)")
-        measured = Measurements.load(measures)
-        if measured.table["path"].tolist() == table["path"].tolist():
-            return measured
-        log.warning("%s: measured other images than these; measuring again", measures)
+        if not Measurements.current(measures):
+            log.warning("%s: measured by another labelwise version; measuring again", measures)
+        else:
+            measured = Measurements.load(measures)
+            if measured.table["path"].tolist() == table["path"].tolist():
+                return measured
+            log.warning("%s: measured other images than these; measuring again", measures)
     return measure_images(table["path"].tolist(), n_jobs=n_jobs, folder=out / MEASURES_DIR)
 
 

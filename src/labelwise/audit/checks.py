@@ -56,9 +56,20 @@ def _register(check: ImageCheck) -> None:
     CHECKS.register(check, name=check.name, description=check.description)
 
 
+#: The log-average luminance below which an image's darkness is judged by its highlights alone.
+DARK_KEY_FLOOR = 0.08
+
+
 def dark_score(inputs: AuditInputs) -> np.ndarray:
-    """1 - the geometric mean of mean luminance and its 99th percentile."""
-    return 1.0 - np.sqrt(np.clip(_column(inputs, "brightness") * _column(inputs, "dark_level"), 0, 1))
+    """1 - the geometric mean of the 95th percentile of luminance and the log-average luminance
+    (the key), the key floored at :data:`DARK_KEY_FLOOR`.
+
+    The key sees a gamma-darkened photo whose highlights survive (most pixels crushed towards
+    black); the floor keeps a bright figure on black (a digit, a lit object) from counting as dark
+    for its background.
+    """
+    key = np.maximum(_column(inputs, "key"), DARK_KEY_FLOOR)
+    return 1.0 - np.sqrt(np.clip(_column(inputs, "dark_level") * key, 0, 1))
 
 
 def light_score(inputs: AuditInputs) -> np.ndarray:
@@ -97,7 +108,7 @@ def size_score(inputs: AuditInputs) -> np.ndarray:
 
 
 for _check in (
-    ImageCheck("dark", dark_score, 0.74, "images too dark to see what they show", scale="1 - luminance"),
+    ImageCheck("dark", dark_score, 0.78, "images too dark to see what they show", scale="1 - luminance"),
     ImageCheck("light", light_score, 0.5, "washed-out images: even their darkest pixels are pale", scale="luminance"),
     ImageCheck("blurry", blurry_score, 0.7, "blurred images, few edges for their contrast", scale="1 - sharpness"),
     ImageCheck(

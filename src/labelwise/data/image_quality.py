@@ -27,7 +27,16 @@ DESCRIPTOR_BLOCK = 8
 DESCRIPTOR_SIZE = DESCRIPTOR_BLOCK * DESCRIPTOR_BLOCK - 1
 
 #: Per-image statistics, in this order (each a float; see :class:`ImageMeasures`).
-QUALITY_COLUMNS = ("brightness", "dark_level", "light_level", "contrast", "sharpness", "entropy", "colorfulness")
+QUALITY_COLUMNS = (
+    "brightness",
+    "key",
+    "dark_level",
+    "light_level",
+    "contrast",
+    "sharpness",
+    "entropy",
+    "colorfulness",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,9 @@ class ImageMeasures:
     """Statistics of one image (all in [0, 1] but ``sharpness`` ≥ 0 and ``entropy`` in bits, 0-8).
 
     brightness : mean luminance.
-    dark_level : the 99th percentile of luminance (low: the whole image is dark).
+    key : the log-average luminance, ``exp(mean(log(luminance + 1/255)))``: low when most of the
+        image is near black, even if a few highlights are bright.
+    dark_level : the 95th percentile of luminance (low: even the highlights are dark).
     light_level : the 1st percentile of luminance (high: even the darkest pixels are pale).
     contrast : standard deviation of luminance.
     sharpness : standard deviation of the Laplacian of luminance over its own standard
@@ -48,6 +59,7 @@ class ImageMeasures:
     """
 
     brightness: float
+    key: float
     dark_level: float
     light_level: float
     contrast: float
@@ -74,9 +86,10 @@ def measure_image(image: Image.Image) -> ImageMeasures:
     contrast = float(gray.std())
     histogram = np.bincount(np.asarray(gray_image).ravel(), minlength=256).astype(np.float64)
     p = histogram[histogram > 0] / histogram.sum()
-    low, high = np.percentile(gray, [1, 99])
+    low, high = np.percentile(gray, [1, 95])
     return ImageMeasures(
         brightness=float(gray.mean()),
+        key=float(np.exp(np.log(gray + 1.0 / 255.0).mean())),
         dark_level=float(high),
         light_level=float(low),
         contrast=contrast,

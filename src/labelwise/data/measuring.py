@@ -4,10 +4,15 @@ Per image that is a row of statistics (:data:`~labelwise.data.image_quality.QUAL
 a 63-number descriptor and a gray thumbnail of at most 64×64 pixels. Thumbnails go into a
 memory-mapped file when a folder is given, so memory does not grow with the number of images
 (100,000 photos hold 400 MB of thumbnails on disk, not in memory).
+
+A saved folder records :data:`MEASURES_VERSION`; one saved by a labelwise that measured other
+statistics is not :meth:`Measurements.current` and is measured again rather than misread.
 """
 
 from __future__ import annotations
 
+import json
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +22,17 @@ import numpy as np
 import pandas as pd
 
 from .._progress import track
+from ..errors import LabelwiseError
 from .image_quality import DESCRIPTOR_SIZE, QUALITY_COLUMNS, THUMB_SIDE
 from .images import iter_image_info
 
 MEASURES_DIR = "measures"
+#: Raised whenever a statistic is added or changes meaning (2: ``key``; ``dark_level`` the 95th percentile).
+MEASURES_VERSION = 2
 _FILES = ("statistics.csv", "descriptors.npy", "thumbnails.npy", "thumbnail_shapes.npy")
+_VERSION_FILE = "version.json"
+# Images measured between two releases of the written thumbnails' pages.
+_RELEASE_EVERY = 10_000
 
 
 @dataclass
@@ -56,7 +67,7 @@ class Measurements:
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write into ``folder`` (thumbnails are already there when measured into it)."""
-        from .._io import record_written, write_npy, write_table
+        from .._io import record_written, write_json, write_npy, write_table
 
         folder = Path(folder)
         write_table(folder / _FILES[0], self.table)
@@ -67,11 +78,17 @@ class Measurements:
                 record_written(target)
             else:
                 write_npy(target, np.asarray(array))
+        write_json(folder / _VERSION_FILE, {"version": MEASURES_VERSION, "statistics": list(QUALITY_COLUMNS)})
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Measurements:
+        """Read a folder that :meth:`current` accepts (else a :class:`LabelwiseError`)."""
         folder = Path(folder)
+        if not cls.current(folder):
+            raise LabelwiseError(
+                f"{folder}: measured by another labelwise (not version {MEASURES_VERSION}); measure again"
+            )
         table = pd.read_csv(folder / _FILES[0], dtype={"problem": object, "content_hash": object})
         table["problem"] = table["problem"].where(table["problem"].notna(), None)
         return cls(
@@ -83,7 +100,30 @@ class Measurements:
 
     @classmethod
     def exists(cls, folder: str | os.PathLike[str]) -> bool:
+        """Whether ``folder`` holds saved measurements (of any version)."""
         return all((Path(folder) / name).exists() for name in _FILES)
+
+    @classmethod
+    def current(cls, folder: str | os.PathLike[str]) -> bool:
+        """Whether ``folder`` holds measurements of this :data:`MEASURES_VERSION`."""
+        path = Path(folder) / _VERSION_FILE
+        if not cls.exists(folder) or not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("version") == MEASURES_VERSION
+        except (ValueError, AttributeError):
+            return False
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped ``array`` from this process's memory (written pages are
+    flushed first; all stay in the file): read and written thumbnails need not stay resident."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is None or not hasattr(mapped, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if isinstance(array, np.memmap) and array.mode in ("r+", "w+"):
+        array.flush()
+    mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def measure_images(
@@ -124,6 +164,8 @@ def measure_images(
         h, w = m.thumbnail.shape
         shapes[i] = h, w
         thumbnails[i, :h, :w] = m.thumbnail
+        if i % _RELEASE_EVERY == _RELEASE_EVERY - 1:
+            release_pages(thumbnails)
     table = pd.DataFrame({"path": list(paths), "content_hash": text["content_hash"]})
     for row, col in enumerate(("n_bytes", "width", "height")):
         table[col] = pd.arrays.IntegerArray(numbers[row], numbers[row] < 0)
