@@ -135,33 +135,6 @@ def test_three_folds_on_ray_are_the_local_folds_and_probabilities(cluster, datas
     )
 
 
-def test_a_fold_whose_worker_dies_is_retried_from_its_checkpoint(cluster, dataset, local_run, tmp_path):
-    out = tmp_path / "killed"
-    fold = out / "fold-0"
-    killed: dict[str, int] = {}
-
-    def kill_after_first_epoch() -> None:
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            if (fold / "checkpoint.pt").exists() and (fold / "worker.json").exists():
-                killed["pid"] = read_worker(fold)["pid"]
-                os.kill(killed["pid"], signal.SIGKILL)
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=kill_after_first_epoch, daemon=True)
-    watcher.start()
-    train(dataset, out, engine="ray", **{**TRAIN, "epochs": 12})
-    watcher.join()
-    assert killed, "fold 0 finished before its worker could be killed"
-    worker = read_worker(fold)
-    assert worker["pid"] != killed["pid"] and worker["resumes_checkpoint"]  # a second worker resumed the fold
-    assert not (fold / "checkpoint.pt").exists()
-    reference = tmp_path / "reference"
-    one_thread(train, dataset, reference, **{**TRAIN, "epochs": 12})
-    np.testing.assert_allclose(np.load(out / "oof_probs.npy"), np.load(reference / "oof_probs.npy"), atol=1e-5)
-    assert pd.read_csv(fold / "metrics.csv")["epoch"].tolist() == list(range(1, 13))
-
-
 def test_predict_on_ray_is_the_local_prediction(cluster, folder, local_run, tmp_path):
     local = labelwise.predict(local_run, folder)
     on_ray = labelwise.predict(local_run, folder, tmp_path / "pred", engine="ray")
@@ -222,3 +195,31 @@ def test_predict_on_ray_with_a_head_on_embeddings(cluster, dataset, tmp_path):
     local = labelwise.predict(out, dataset)
     on_ray = labelwise.predict(out, dataset, engine="ray")
     np.testing.assert_allclose(on_ray.filter(like="prob_").to_numpy(), local.filter(like="prob_").to_numpy(), atol=1e-6)
+
+
+# Last: a worker killed under Ray leaves the local cluster busy for a while.
+def test_a_fold_whose_worker_dies_is_retried_from_its_checkpoint(cluster, dataset, local_run, tmp_path):
+    out = tmp_path / "killed"
+    fold = out / "fold-0"
+    killed: dict[str, int] = {}
+
+    def kill_after_first_epoch() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            if (fold / "checkpoint.pt").exists() and (fold / "worker.json").exists():
+                killed["pid"] = read_worker(fold)["pid"]
+                os.kill(killed["pid"], signal.SIGKILL)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_after_first_epoch, daemon=True)
+    watcher.start()
+    train(dataset, out, engine="ray", **{**TRAIN, "epochs": 12})
+    watcher.join()
+    assert killed, "fold 0 finished before its worker could be killed"
+    worker = read_worker(fold)
+    assert worker["pid"] != killed["pid"] and worker["resumes_checkpoint"]  # a second worker resumed the fold
+    assert not (fold / "checkpoint.pt").exists()
+    reference = tmp_path / "reference"
+    one_thread(train, dataset, reference, **{**TRAIN, "epochs": 12})
+    np.testing.assert_allclose(np.load(out / "oof_probs.npy"), np.load(reference / "oof_probs.npy"), atol=1e-5)
+    assert pd.read_csv(fold / "metrics.csv")["epoch"].tolist() == list(range(1, 13))

@@ -178,6 +178,7 @@ def _audit_check(name: str) -> None:
             "label": ["a", "b"] * (n // 2),
             "brightness": rng.uniform(0.3, 0.7, n),
             "dark_level": rng.uniform(0.7, 1.0, n),
+            "key": rng.uniform(0.3, 0.6, n),
             "light_level": rng.uniform(0.0, 0.2, n),
             "contrast": rng.uniform(0.1, 0.3, n),
             "sharpness": rng.uniform(0.6, 1.5, n),
@@ -192,7 +193,7 @@ def _audit_check(name: str) -> None:
     typical = check.score(AuditInputs(table, X))
     assert typical.shape == (n,) and np.isfinite(typical).all()
     odd = table.copy()  # the last row made as odd as can be on every statistic at once
-    odd.loc[n - 1, ["brightness", "dark_level", "contrast", "sharpness", "colorfulness"]] = 0.0
+    odd.loc[n - 1, ["brightness", "dark_level", "key", "contrast", "sharpness", "colorfulness"]] = 0.0
     odd.loc[n - 1, ["light_level", "width"]] = [0.0, 320]
     Xodd = X.copy()
     Xodd[n - 1] = -30.0 * np.sign(np.arange(8) - 3.5)
