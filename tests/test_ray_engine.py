@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from conftest import write_png
 
 import labelwise
 from labelwise import Dataset, load_dataset
-from labelwise._engine import engine_scope, resolve_engine, task_share
+from labelwise._engine import Engine, engine_scope, map_batches, resolve_engine, task_share
 from labelwise.errors import LabelwiseError, MissingExtraError
 from labelwise.train.folds import read_worker
 from labelwise.train.kfold import train  # `labelwise.train` is the package once it is imported
@@ -29,9 +30,15 @@ N_IMAGES = 450
 
 @pytest.fixture(scope="module")
 def cluster():
+    before = os.environ.get("LABELWISE_RAY_STALL_S")
+    os.environ["LABELWISE_RAY_STALL_S"] = "180"  # a stalled map fails the test instead of hanging the run
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+    if before is None:
+        os.environ.pop("LABELWISE_RAY_STALL_S", None)
+    else:
+        os.environ["LABELWISE_RAY_STALL_S"] = before
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +196,49 @@ def test_the_commands_that_distribute_take_engine_and_a_wrong_one_is_one_line(co
     assert "engine must be one of local, ray, got 'spark'" in done.output and "Traceback" not in done.output
 
 
+def test_the_cli_on_a_running_cluster_prints_its_result_not_rays_chatter(cluster, folder, tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": cluster.get_runtime_context().gcs_address, "LABELWISE_ENGINE": "ray"}
+    command = ["labelwise", "embed", str(folder), "--backbone", "pixels", "--size", "8"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "e"), "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{N_IMAGES} images × 64 features" in done.stdout
+    assert json.loads((tmp_path / "e" / "embedding_meta.json").read_text())["engine"] == "ray"
+    # Ray's C++ core worker still logs one line per actor pool (ray-project/ray#53727): not ours to mute.
+    for chatter in ("INFO", "streaming_executor", "Progress bars", "Token authentication"):
+        assert chatter not in done.stderr, done.stderr
+
+
 def test_predict_on_ray_with_a_head_on_embeddings(cluster, dataset, tmp_path):
     out = tmp_path / "head"
     train(dataset, out, model="linear", backbone="pixels", folds=2, epochs=5, check_leaks=False, html=False)
     local = labelwise.predict(out, dataset)
     on_ray = labelwise.predict(out, dataset, engine="ray")
     np.testing.assert_allclose(on_ray.filter(like="prob_").to_numpy(), local.filter(like="prob_").to_numpy(), atol=1e-6)
+
+
+def test_a_map_that_makes_no_progress_fails_in_one_line(cluster, monkeypatch):
+    class Stuck:  # defined here so that Ray ships it by value
+        def __init__(self, threads: int) -> None:
+            pass
+
+        def __call__(self, batch: dict) -> dict:
+            time.sleep(30)
+            return batch
+
+    monkeypatch.setenv("LABELWISE_RAY_STALL_S", "4")
+    started = time.perf_counter()
+    with pytest.raises(LabelwiseError, match=r"^ray: no batch finished for 4 s .*LABELWISE_RAY_STALL_S") as caught:
+        list(map_batches(Engine("ray"), {"row": np.arange(4)}, Stuck, constructor_kwargs={}, batch_size=2))
+    assert "\n" not in str(caught.value) and time.perf_counter() - started < 25
+    monkeypatch.setenv("LABELWISE_RAY_STALL_S", "soon")
+    with pytest.raises(LabelwiseError, match="LABELWISE_RAY_STALL_S must be a number of seconds, got 'soon'"):
+        list(map_batches(Engine("ray"), {"row": np.arange(4)}, Stuck, constructor_kwargs={}, batch_size=2))
 
 
 # Last: a worker killed under Ray leaves the local cluster busy for a while.

@@ -36,6 +36,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 ENGINES = ("local", "ray")
 ENGINE_ENV = "LABELWISE_ENGINE"
 ADDRESS_ENV = "RAY_ADDRESS"
+STALL_ENV = "LABELWISE_RAY_STALL_S"
+#: Seconds a streaming map may go without a finished batch before it fails (``$LABELWISE_RAY_STALL_S``).
+STALL_S = 600.0
 #: How often Ray reruns a task whose worker died (a fold resumes from its last checkpoint).
 TASK_RETRIES = 3
 
@@ -93,18 +96,57 @@ def scoped_engine(fn: F) -> F:
 def connect(engine: Engine) -> ModuleType:
     """The ``ray`` module, connected: to ``engine.address``, or to a local Ray on this machine's cores."""
     ray = require("ray", "ray", "--engine ray")
+    chatter = logging.INFO if _console_level() <= logging.INFO else logging.WARNING  # as verbose as labelwise
     if not ray.is_initialized():
         if engine.address:
             log.info("ray: joining the cluster at %s", engine.address)
-            ray.init(address=engine.address, log_to_driver=True)
+            ray.init(address=engine.address, log_to_driver=True, logging_level=chatter)
         else:
             log.info("ray: starting a local Ray on this machine's %d cores", os.cpu_count() or 1)
-            ray.init(include_dashboard=False, log_to_driver=True)
+            ray.init(include_dashboard=False, log_to_driver=True, logging_level=chatter)
+    _quiet_ray_data(chatter)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # labelwise draws its own, on a terminal only
     context.raise_original_map_exception = True  # a bad image is the user's error, not a Ray traceback
     context.log_internal_stack_trace = False
+    context.execution_no_progress_timeout_s = stall_seconds()
     return ray
+
+
+def _console_level() -> int:
+    """The lowest level labelwise prints anywhere but a file (its run logs take INFO always)."""
+    levels = [h.level for h in log.handlers if not isinstance(h, logging.FileHandler)]
+    return max(min(levels, default=logging.NOTSET), log.getEffectiveLevel())
+
+
+class _DropNotice(logging.Filter):
+    """Ray Data's notice that its progress bars are off: labelwise turned them off and draws its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Progress bars disabled")
+
+
+def _quiet_ray_data(level: int) -> None:
+    """Ray Data's console lines at ``level`` and above; its log file keeps everything."""
+    import ray.data  # noqa: F401  (configures the "ray.data" logger)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(level)
+            if not any(isinstance(f, _DropNotice) for f in handler.filters):
+                handler.addFilter(_DropNotice())
+
+
+def stall_seconds() -> float:
+    """How long a streaming map may make no progress: ``$LABELWISE_RAY_STALL_S``, else :data:`STALL_S`."""
+    given = os.environ.get(STALL_ENV, "").strip()
+    try:
+        seconds = float(given) if given else STALL_S
+    except ValueError:
+        raise LabelwiseError(f"${STALL_ENV} must be a number of seconds, got {given!r}") from None
+    if seconds <= 0:
+        raise LabelwiseError(f"${STALL_ENV} must be more than 0 seconds, got {given!r}")
+    return seconds
 
 
 def cluster_resources(ray: ModuleType) -> tuple[float, float]:
@@ -189,6 +231,11 @@ def user_errors_from_ray() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        if type(exc).__name__ == "ExecutionTimeoutError" and _is_ray_error(exc):
+            raise LabelwiseError(
+                f"ray: no batch finished for {stall_seconds():g} s (workers waiting for resources, see `ray status`, "
+                f"or one batch slower than that); set ${STALL_ENV} to wait longer"
+            ) from None
         cause = labelwise_cause(exc)
         if cause is None or cause is exc:
             raise

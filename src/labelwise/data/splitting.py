@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .._run import recorded
 from ..errors import LabelwiseError
@@ -80,6 +79,8 @@ def split_table(
                     f"valid_pct={valid_pct} leaves no training images ({len(first)} labeled images"
                     f"{' or near-duplicate groups' if len(first) < len(idx) else ''}, {stratify.nunique()} classes)"
                 )
+            from sklearn.model_selection import train_test_split  # scikit-learn takes a second to import
+
             _, chosen = train_test_split(
                 np.arange(len(first)), test_size=n_valid, stratify=stratify, random_state=random_state
             )
@@ -96,6 +97,8 @@ def split_table(
             )
         stratify = _stratify_labels(out["label"].iloc[first], need=folds, what=f"{folds}-fold assignment")
         fold = np.full(len(first), -1)
+        from sklearn.model_selection import StratifiedKFold
+
         skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
         for k, (_, test) in enumerate(skf.split(np.zeros(len(first)), stratify)):
             fold[test] = k

@@ -194,8 +194,11 @@ def _compute(
     engine: Engine,
     **options: Any,
 ) -> np.ndarray:
-    """Encode ``paths``, adding each finished batch to the cache (kept even if a later one fails)."""
-    computed = np.empty((len(paths), model.dim), np.float32)
+    """Encode ``paths``, adding each finished batch to the cache (kept even if a later one fails).
+
+    The result is sized from the first batch: on Ray the network is built on the workers only.
+    """
+    computed: np.ndarray | None = None
     batches = (
         _encode_on_ray(model, paths, batch_size, engine, **options)
         if engine.is_ray
@@ -205,8 +208,10 @@ def _compute(
         for rows, batch in track(batches, total=math.ceil(len(paths) / batch_size), description=f"embed {model.name}"):
             if writer is not None:
                 writer.append([hashes[i] for i in rows], batch)
+            if computed is None:
+                computed = np.empty((len(paths), batch.shape[1]), np.float32)
             computed[rows] = batch
-    return computed
+    return computed if computed is not None else np.empty((0, model.dim), np.float32)
 
 
 def _encode_here(
