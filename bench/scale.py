@@ -11,7 +11,7 @@ wall time for 100,000 and 1,000,000 images on 1, 4 and 16 workers, with its assu
 Images: CIFAR-10 training JPEGs from ../shared/data (scikit-learn digits if absent), written
 once into ``--work``. Prints figures and writes ``figures.json`` into ``--work``; not a test.
 
-    python bench/scale.py                       # about 10 minutes on 2 cores
+    python bench/scale.py                       # about 8 minutes on 2 idle cores
     python bench/scale.py --n-embed 1000 --n-train 1000 --epochs 2   # a quick look
 """
 
